@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Keys and keyrings (`struct key`).
+
+use super::bindings;
+use core::ptr::NonNull;
+use kernel::{
+    error::{to_result, Error, Result},
+    str::CStr,
+    types::{ARef, AlwaysRefCounted, Opaque},
+};
+
+/// A key of any type: a keyring, an authorisation key, a key under construction.
+///
+/// # Invariants
+///
+/// A `&Key` always refers to a valid `struct key` whose usage count is held by someone for the
+/// lifetime of the reference; an `ARef<Key>` owns one count.
+#[repr(transparent)]
+pub(crate) struct Key(Opaque<bindings::key>);
+
+// SAFETY: A key's mutable state is guarded by the keys core's own locks and atomics, and its
+// reference count may be dropped from any thread.
+unsafe impl Send for Key {}
+// SAFETY: All methods taking `&self` are safe to call concurrently; see `Send`.
+unsafe impl Sync for Key {}
+
+// SAFETY: `key_get()` and `key_put()` manage the usage count that keeps a key alive.
+unsafe impl AlwaysRefCounted for Key {
+    fn inc_ref(&self) {
+        // SAFETY: By the type invariant the key is valid and already has a nonzero count.
+        unsafe { bindings::keyagent_key_get(self.as_ptr()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller gives up one count it owned.
+        unsafe { bindings::key_put(obj.cast().as_ptr()) }
+    }
+}
+
+impl Key {
+    /// Borrows a key.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid key whose usage count is held for the whole of `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *const bindings::key) -> &'a Key {
+        // SAFETY: `Key` is a transparent wrapper of `struct key`; validity is the caller's promise.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Takes ownership of a usage count the caller holds.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid key and the caller must own one count on it.
+    pub(crate) unsafe fn from_owned_raw(ptr: *mut bindings::key) -> Option<ARef<Key>> {
+        // SAFETY: The count is transferred to the `ARef`, as the caller promised.
+        NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::key {
+        self.0.get()
+    }
+
+    /// The key's serial number.
+    pub(crate) fn serial(&self) -> i32 {
+        // SAFETY: The serial is set at allocation and never changes.
+        unsafe { (*self.as_ptr()).serial }
+    }
+
+    /// The key's description.
+    pub(crate) fn description(&self) -> &CStr {
+        // SAFETY: The description is a NUL-terminated string allocated with the key and never
+        // changed while the key lives. bindgen names the anonymous index_key union `_3`.
+        unsafe { CStr::from_char_ptr((*self.as_ptr()).__bindgen_anon_3.index_key.description) }
+    }
+
+    /// The name of the key's type.
+    pub(crate) fn type_name(&self) -> &CStr {
+        // SAFETY: The type of a live key is a registered key type whose name is a static string
+        // (a dead key's type is the static `.dead` type).
+        unsafe { CStr::from_char_ptr((*(*self.as_ptr()).__bindgen_anon_3.index_key.type_).name) }
+    }
+
+    /// The first payload word, as the key type stored it.
+    pub(crate) fn payload_data0(&self) -> *const core::ffi::c_void {
+        // SAFETY: Reading a pointer-sized word of a valid key; its meaning is the key type's.
+        unsafe { core::ptr::read_volatile(&(*self.as_ptr()).__bindgen_anon_4.payload.data[0]).cast_const() }
+    }
+
+    /// Whether the key is still waiting to be instantiated, positively or negatively.
+    pub(crate) fn is_under_construction(&self) -> bool {
+        // SAFETY: `key_read_state()` is an acquire load of the key's state.
+        let state = unsafe { bindings::keyagent_key_read_state(self.as_ptr()) };
+        // CAST: KEY_IS_UNINSTANTIATED is 0 in the C enum.
+        state == bindings::key_state_KEY_IS_UNINSTANTIATED as i16
+    }
+
+    /// Invalidates the key: it disappears from searches and is garbage collected. May sleep.
+    pub(crate) fn invalidate(&self) {
+        // SAFETY: The key is valid; `key_invalidate()` takes the key's semaphore itself.
+        unsafe { bindings::key_invalidate(self.as_ptr()) }
+    }
+
+    /// Links `key` into this keyring. May sleep.
+    pub(crate) fn link(&self, key: &Key) -> Result {
+        // SAFETY: Both keys are valid; `key_link()` checks that `self` is a live keyring.
+        to_result(unsafe { bindings::key_link(self.as_ptr(), key.as_ptr()) })
+    }
+
+    /// Unlinks `key` from this keyring. May sleep.
+    pub(crate) fn unlink(&self, key: &Key) -> Result {
+        // SAFETY: Both keys are valid; `key_unlink()` checks that `self` is a keyring.
+        to_result(unsafe { bindings::key_unlink(self.as_ptr(), key.as_ptr()) })
+    }
+
+    /// Fails a key under construction with `error`, negatively caching the failure for
+    /// `timeout_secs`, and disables `authkey`. Does nothing if the key was instantiated in the
+    /// meantime (returns `EBUSY`). May sleep.
+    pub(crate) fn reject(&self, timeout_secs: u32, error: Error, authkey: &Key) -> Result {
+        // CAST: errno values are small negative integers.
+        let errno = (-error.to_errno()) as u32;
+        // SAFETY: Both keys are valid; a null keyring means "link nowhere".
+        to_result(unsafe {
+            bindings::key_reject_and_link(
+                self.as_ptr(),
+                timeout_secs,
+                errno,
+                core::ptr::null_mut(),
+                authkey.as_ptr(),
+            )
+        })
+    }
+}
+
+/// The calling process's keyring, created if it has none yet. May sleep.
+///
+/// Must not be called with the key construction mutex held (e.g. from a key type's
+/// `instantiate`): creating the keyring instantiates it.
+pub(crate) fn current_process_keyring() -> Result<ARef<Key>> {
+    // SAFETY: `lookup_user_key()` acts on the current task's credentials and returns an owned
+    // key reference or an error pointer.
+    let key_ref = unsafe {
+        bindings::lookup_user_key(
+            bindings::KEY_SPEC_PROCESS_KEYRING,
+            // CAST: A small flag value.
+            bindings::key_lookup_flag_KEY_LOOKUP_CREATE as _,
+            bindings::key_need_perm_KEY_NEED_SEARCH,
+        )
+    };
+    let ptr = key_ref_to_ptr(key_ref)?;
+    // SAFETY: `lookup_user_key()` gave us a count on a valid key.
+    unsafe { Key::from_owned_raw(ptr) }.ok_or_else(super::errno::ENOKEY)
+}
+
+/// Strips the possession bit of a `key_ref_t` (bit 0), mapping error pointers to errors.
+pub(super) fn key_ref_to_ptr(key_ref: bindings::key_ref_t) -> Result<*mut bindings::key> {
+    let raw = key_ref as usize;
+    if raw >= (-4095isize) as usize {
+        // CAST: An error pointer holds a negative errno.
+        return Err(Error::from_errno(raw as isize as i32));
+    }
+    Ok((raw & !1usize) as *mut bindings::key)
+}
+
+/// A `key_ref_t` for `keyring`, marked possessed (bit 0).
+pub(super) fn possessed(keyring: &Key) -> bindings::key_ref_t {
+    (keyring.as_ptr() as usize | 1) as bindings::key_ref_t
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Threads, by pid (`struct pid`), and the realtime signals sent to them.
+
+use super::bindings;
+use core::ptr::NonNull;
+use kernel::{
+    error::{code::ESRCH, to_result, Result},
+    types::Opaque,
+};
+
+/// A `struct pid`: the identity of a thread that may since have exited.
+#[repr(transparent)]
+pub(crate) struct Pid(Opaque<bindings::pid>);
+
+impl Pid {
+    /// # Safety
+    ///
+    /// `ptr` must be a valid `struct pid` whose count is held for the whole of `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::pid) -> &'a Pid {
+        // SAFETY: `Pid` is a transparent wrapper; validity is the caller's promise.
+        unsafe { &*ptr.cast() }
+    }
+
+    fn as_ptr(&self) -> *mut bindings::pid {
+        self.0.get()
+    }
+
+    /// The pid number in the current task's pid namespace, 0 if it has none there.
+    pub(crate) fn nr_seen_by_current(&self) -> i32 {
+        // SAFETY: The pid is valid; `pid_vnr()` reads it under RCU.
+        unsafe { bindings::pid_vnr(self.as_ptr()) }
+    }
+}
+
+/// An owned reference to the `struct pid` of a thread.
+pub(crate) struct ThreadRef(NonNull<bindings::pid>);
+
+// SAFETY: `struct pid` is reference counted with atomics and read under RCU.
+unsafe impl Send for ThreadRef {}
+// SAFETY: See `Send`.
+unsafe impl Sync for ThreadRef {}
+
+impl ThreadRef {
+    /// The calling thread.
+    pub(crate) fn current() -> Self {
+        // SAFETY: Takes a new count on the current thread's pid, which is never null.
+        Self(unsafe { NonNull::new_unchecked(bindings::keyagent_get_current_pid()) })
+    }
+
+    pub(crate) fn pid(&self) -> &Pid {
+        // SAFETY: We hold a count on the pid.
+        unsafe { Pid::from_raw(self.0.as_ptr()) }
+    }
+
+    /// Whether the thread exists and has not begun to exit. Does not sleep.
+    pub(crate) fn is_alive(&self) -> bool {
+        // SAFETY: We hold a count on the pid; the helper looks the task up under RCU.
+        unsafe { bindings::keyagent_pid_alive(self.0.as_ptr()) }
+    }
+
+    /// Queues realtime signal `sig` on the thread with `si_code`, `si_int` = `value`, and
+    /// `si_pid`/`si_uid` = `from`/`uid` translated into the thread's pid and user namespaces.
+    /// Fails with `EAGAIN` when the thread's user has `RLIMIT_SIGPENDING` signals queued, and
+    /// with `ESRCH` when the thread is gone. Does not sleep.
+    pub(crate) fn send_rt_signal(
+        &self,
+        sig: u32,
+        si_code: i32,
+        value: i32,
+        from: &Pid,
+        uid: bindings::kuid_t,
+    ) -> Result {
+        // SAFETY: We hold a count on the pid; a non-null result is a task reference we own.
+        let task = unsafe { bindings::get_pid_task(self.0.as_ptr(), bindings::pid_type_PIDTYPE_PID) };
+        if task.is_null() {
+            return Err(ESRCH);
+        }
+        let mut info = bindings::kernel_siginfo::default();
+        // CAST: Signal numbers are at most _NSIG (64).
+        let sig = sig as i32;
+        // SAFETY: `task` is pinned by our reference, `from` is a valid pid; the helpers fill a
+        // cleared siginfo, and `send_sig_info()` copies it.
+        let ret = unsafe {
+            let pid = bindings::keyagent_pid_seen_by(task, from.as_ptr());
+            let uid = bindings::keyagent_uid_seen_by(task, uid);
+            bindings::keyagent_fill_rt_siginfo(&mut info, sig, si_code, pid, uid, value);
+            let ret = bindings::send_sig_info(sig, &mut info, task);
+            bindings::keyagent_put_task(task);
+            ret
+        };
+        to_result(ret)
+    }
+}
+
+impl Drop for ThreadRef {
+    fn drop(&mut self) {
+        // SAFETY: We own one count on the pid.
+        unsafe { bindings::put_pid(self.0.as_ptr()) }
+    }
+}

@@ -1,0 +1,42 @@
+# Shared helpers for keyagent's scripts. Source it; do not run it.
+
+# Where cached build products live (kernel trees, built kernels, the initramfs).
+: "${KEYAGENT_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/keyagent}"
+export KEYAGENT_CACHE
+
+KEYAGENT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export KEYAGENT_ROOT
+
+# The pinned bindgen; 6.12 needs >= 0.65.1.
+BINDGEN_VERSION=0.73.2
+
+# Cargo's bin dir must be on PATH for rustc, cargo and bindgen.
+case ":$PATH:" in
+*":$HOME/.cargo/bin:"*) ;;
+*) PATH="$HOME/.cargo/bin:$PATH" ;;
+esac
+export PATH
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# now_s: seconds since the epoch.
+now_s() { date +%s; }
+
+# elapsed START: "MmSSs" since START.
+elapsed() {
+	local d=$(( $(now_s) - $1 ))
+	printf '%dm%02ds' $((d / 60)) $((d % 60))
+}
+
+# run_logged LOG DESC CMD...: run CMD with its output in LOG; on failure print
+# the log's tail and exit.
+run_logged() {
+	local log=$1 desc=$2
+	shift 2
+	if ! "$@" >>"$log" 2>&1; then
+		printf 'error: %s failed; last lines of %s:\n' "$desc" "$log" >&2
+		tail -n 40 "$log" >&2
+		exit 1
+	fi
+}
