@@ -14,7 +14,7 @@ use crate::{
     sys::{
         errno,
         ftrace::Actor,
-        key_type::{Registration, TypedKey},
+        key_type::{KeyTypeSlot, Registration, TypedKey},
         keys::Key,
         params,
         request::{Request, FAILURE_CACHE_SECS},
@@ -30,6 +30,9 @@ use kernel::{
     sync::{Arc, Mutex, SpinLock},
     types::ARef,
 };
+
+/// The `keyagent` key type.
+static AGENT_KEY_TYPE: KeyTypeSlot = KeyTypeSlot::new();
 
 /// How often pending constructions are checked, in milliseconds.
 const REAP_INTERVAL_MS: u32 = 100;
@@ -108,7 +111,7 @@ impl Drop for Pending {
 /// Routes and dispatches constructions; the actor behind the hook.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Broker {
-    key_type: Pin<KBox<Registration<AgentKeyType>>>,
+    key_type: Registration<AgentKeyType>,
     /// Constructions handed to agents, by serial of the key under construction.
     #[pin]
     pending: Mutex<RBTree<i32, Pending>>,
@@ -124,7 +127,7 @@ impl_has_delayed_work!(Broker, reaper, Broker::reap);
 impl Broker {
     /// Registers the `keyagent` key type and returns the broker serving it.
     pub(crate) fn new() -> Result<Arc<Self>> {
-        let key_type = Registration::register()?;
+        let key_type = Registration::register(&AGENT_KEY_TYPE)?;
         Arc::pin_init(
             pin_init!(Self {
                 key_type,

@@ -10,7 +10,11 @@ use super::{
     errno,
     keys::{key_ref_to_ptr, possessed, Key},
 };
-use core::{fmt, marker::PhantomData, pin::Pin};
+use core::{
+    fmt,
+    marker::PhantomData,
+    sync::atomic::{AtomicBool, Ordering},
+};
 use kernel::{
     build_error,
     error::{from_result, to_result, Result},
@@ -75,35 +79,49 @@ impl fmt::Write for SeqFile {
     }
 }
 
+/// Static storage for a `struct key_type`.
+///
+/// The keys core gives every key's semaphore the lockdep class embedded in its type, and lockdep
+/// only accepts class keys in static memory: a key type must live in a `static`.
+pub(crate) struct KeyTypeSlot {
+    key_type: Opaque<bindings::key_type>,
+    in_use: AtomicBool,
+}
+
+// SAFETY: The slot is written once, by the `Registration` that claimed it through `in_use`,
+// before the type is registered; afterwards only the keys core reads it.
+unsafe impl Sync for KeyTypeSlot {}
+
+impl KeyTypeSlot {
+    pub(crate) const fn new() -> Self {
+        Self { key_type: Opaque::uninit(), in_use: AtomicBool::new(false) }
+    }
+}
+
 /// A registered key type. Dropping it unregisters the type, which destroys every key of it.
 pub(crate) struct Registration<T: KeyType> {
-    key_type: Opaque<bindings::key_type>,
-    registered: bool,
+    slot: &'static KeyTypeSlot,
     _type: PhantomData<T>,
 }
 
-// SAFETY: After registration the `struct key_type` is only read, by the keys core.
-unsafe impl<T: KeyType> Sync for Registration<T> {}
-// SAFETY: See `Sync`; registering and unregistering may happen on any thread.
-unsafe impl<T: KeyType> Send for Registration<T> {}
-
 impl<T: KeyType> Registration<T> {
-    /// Registers the key type.
-    pub(crate) fn register() -> Result<Pin<KBox<Self>>> {
-        let mut reg = KBox::pin(
-            Self {
-                key_type: Opaque::new(Adapter::<T>::KEY_TYPE),
-                registered: false,
-                _type: PhantomData,
-            },
-            GFP_KERNEL,
-        )?;
-        // SAFETY: The key type is pinned for as long as it stays registered (until drop).
-        to_result(unsafe { bindings::register_key_type(reg.key_type.get()) })?;
-        // The field is not structurally pinned.
-        // SAFETY: Setting a plain bool does not move the pinned key type.
-        unsafe { Pin::get_unchecked_mut(reg.as_mut()) }.registered = true;
-        Ok(reg)
+    /// Registers the key type in `slot`. Fails with `EBUSY` if the slot is in use.
+    pub(crate) fn register(slot: &'static KeyTypeSlot) -> Result<Self> {
+        if slot.in_use.swap(true, Ordering::AcqRel) {
+            return Err(EBUSY);
+        }
+        let key_type = slot.key_type.get();
+        // SAFETY: We own the slot (`in_use`), nobody reads it before registration, and it is
+        // static, so it stays put while registered.
+        let ret = unsafe {
+            key_type.write(Adapter::<T>::KEY_TYPE);
+            to_result(bindings::register_key_type(key_type))
+        };
+        if let Err(e) = ret {
+            slot.in_use.store(false, Ordering::Release);
+            return Err(e);
+        }
+        Ok(Self { slot, _type: PhantomData })
     }
 
     /// Searches `keyring`, which the caller possesses, and the keyrings nested in it that the
@@ -115,7 +133,7 @@ impl<T: KeyType> Registration<T> {
         let key_ref = unsafe {
             bindings::keyring_search(
                 possessed(keyring),
-                self.key_type.get(),
+                self.slot.key_type.get(),
                 description.as_char_ptr(),
                 true,
             )
@@ -129,10 +147,9 @@ impl<T: KeyType> Registration<T> {
 
 impl<T: KeyType> Drop for Registration<T> {
     fn drop(&mut self) {
-        if self.registered {
-            // SAFETY: The type was registered by `register()` and is still pinned.
-            unsafe { bindings::unregister_key_type(self.key_type.get()) };
-        }
+        // SAFETY: The type was registered by `register()`.
+        unsafe { bindings::unregister_key_type(self.slot.key_type.get()) };
+        self.slot.in_use.store(false, Ordering::Release);
     }
 }
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Build the guest's initramfs: busybox, keyctl, /sbin/request-key with the test
+# request-key.conf, the module, the tests and the agents.
+#
+#   scripts/mkinitramfs.sh OUT.cpio MODULE.ko [DIR...]
+#
+# Each DIR is copied to the same path under / (e.g. build/guest/tests).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+out=$1 module=$2
+shift 2
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+
+mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,lib/keyagent,usr/bin,usr/sbin}
+cp /bin/busybox "$root/bin/busybox"
+for applet in $("$root/bin/busybox" --list); do
+	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+
+# Dynamically linked keyutils programs, with their libraries.
+for prog in /bin/keyctl /sbin/request-key; do
+	cp "$prog" "$root$prog"
+	for lib in $(ldd "$prog" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+done
+cp "$KEYAGENT_ROOT/scripts/guest/request-key.conf" "$root/etc/request-key.conf"
+mkdir -p "$root/etc/keyagent"
+cp "$KEYAGENT_ROOT/scripts/guest/request-key-handler" "$root/etc/keyagent/"
+cp "$KEYAGENT_ROOT/scripts/guest/init" "$root/init"
+chmod +x "$root/init"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+cp "$module" "$root/lib/keyagent/keyagent.ko"
+for dir in "$@"; do
+	[ -d "$dir" ] || continue
+	dest=$root/$(basename "$dir")
+	mkdir -p "$dest"
+	cp -a "$dir/." "$dest/"
+done
+
+mkdir -p "$(dirname "$out")"
+(cd "$root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc) >"$out.tmp"
+mv "$out.tmp" "$out"

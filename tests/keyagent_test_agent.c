@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A small keyagent agent for tests and the demo.
+ *
+ * Registers for one key type, prints the serial of its keyagent key on stdout
+ * (the "ready" line), then answers each request it is signalled:
+ *
+ *	callout "reject:N"	reject the key with error N
+ *	callout "negate"	negate the key
+ *	anything else		instantiate the key with "agent:<callout>"
+ *
+ * Knobs for fault tests: -i ignore requests, -d die (SIGKILL itself) on the
+ * first request, -w MS wait before answering, -n N exit after N requests,
+ * -l FILE append one line per request ("serial code pid uid") to FILE.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <keyutils.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../include/keyagent.h"
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: keyagent-test-agent [-t TYPE] [-s SIGNAL] [-k KEYRING]\n"
+		"                           [-i] [-d] [-w MS] [-n N] [-l FILE]\n");
+	exit(2);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Answers the construction of @target as its callout says. */
+static void answer(key_serial_t target)
+{
+	char *callout = NULL;
+	char payload[512];
+	long len;
+
+	if (keyctl_assume_authority(target) < 0) {
+		fprintf(stderr, "agent: assume_authority(%d): %m\n", target);
+		return;
+	}
+	len = keyctl_read_alloc(KEY_SPEC_REQKEY_AUTH_KEY, (void **)&callout);
+	if (len < 0) {
+		fprintf(stderr, "agent: reading callout of %d: %m\n", target);
+		keyctl_assume_authority(0);
+		return;
+	}
+	if (strncmp(callout, "reject:", 7) == 0) {
+		if (keyctl_reject(target, 1, atoi(callout + 7), 0) < 0)
+			fprintf(stderr, "agent: reject(%d): %m\n", target);
+	} else if (strcmp(callout, "negate") == 0) {
+		if (keyctl_negate(target, 1, 0) < 0)
+			fprintf(stderr, "agent: negate(%d): %m\n", target);
+	} else {
+		len = snprintf(payload, sizeof(payload), "agent:%s", callout);
+		if (keyctl_instantiate(target, payload, len, 0) < 0)
+			fprintf(stderr, "agent: instantiate(%d): %m\n", target);
+	}
+	free(callout);
+	keyctl_assume_authority(0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *type = "user", *log_path = NULL;
+	key_serial_t keyring = KEY_SPEC_SESSION_KEYRING, agent_key;
+	int sig = 40, ignore = 0, die = 0, opt, sfd;
+	long wait_ms = 0, limit = -1, handled = 0;
+	struct signalfd_siginfo ssi;
+	char sigstr[16];
+	sigset_t set;
+
+	while ((opt = getopt(argc, argv, "t:s:k:idw:n:l:")) != -1) {
+		switch (opt) {
+		case 't': type = optarg; break;
+		case 's': sig = atoi(optarg); break;
+		case 'k': keyring = atoi(optarg); break;
+		case 'i': ignore = 1; break;
+		case 'd': die = 1; break;
+		case 'w': wait_ms = atol(optarg); break;
+		case 'n': limit = atol(optarg); break;
+		case 'l': log_path = optarg; break;
+		default: usage();
+		}
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+		perror("agent: sigprocmask");
+		return 1;
+	}
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		perror("agent: signalfd");
+		return 1;
+	}
+
+	snprintf(sigstr, sizeof(sigstr), "%d", sig);
+	agent_key = add_key(KEYAGENT_KEY_TYPE, type, sigstr, strlen(sigstr), keyring);
+	if (agent_key < 0) {
+		fprintf(stderr, "agent: add_key(keyagent, %s): %m\n", type);
+		return 1;
+	}
+	printf("%d\n", agent_key);
+	fflush(stdout);
+
+	while (limit < 0 || handled < limit) {
+		if (read(sfd, &ssi, sizeof(ssi)) != sizeof(ssi)) {
+			if (errno == EINTR)
+				continue;
+			perror("agent: read signalfd");
+			return 1;
+		}
+		if (log_path) {
+			FILE *f = fopen(log_path, "a");
+
+			if (f) {
+				fprintf(f, "%d %d %u %u\n", ssi.ssi_int, ssi.ssi_code,
+					ssi.ssi_pid, ssi.ssi_uid);
+				fclose(f);
+			}
+		}
+		handled++;
+		if (ssi.ssi_code != KEYAGENT_SI_CODE)
+			continue;
+		if (die)
+			raise(SIGKILL);
+		if (ignore)
+			continue;
+		if (wait_ms)
+			sleep_ms(wait_ms);
+		answer(ssi.ssi_int);
+	}
+	return 0;
+}
