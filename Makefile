@@ -19,7 +19,7 @@ endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
 
 .PHONY: all module setup kernel modules_install clean lint rust-analyzer \
-	tests initramfs check demo
+	guest check demo
 
 all: module
 
@@ -46,5 +46,13 @@ clean:
 	@$(MAKE) -s -C tests clean
 
 lint: kernel
-	@$(KDIR)/scripts/../../$(notdir $(KDIR))/.. >/dev/null 2>&1 || true
 	@scripts/lint.sh "$(KDIR)"
+
+guest: kernel
+	@scripts/build-guest.sh >/dev/null
+
+check:
+	@scripts/check.sh $(TESTS)
+
+demo:
+	@scripts/demo.sh

@@ -72,15 +72,13 @@ pid_t keyagent_pid_seen_by(struct task_struct *task, struct pid *pid)
 	return nr;
 }
 
-/* @uid as seen in the user namespace of @task's credentials (overflow uid if unmapped). */
-uid_t keyagent_uid_seen_by(struct task_struct *task, kuid_t uid)
+/*
+ * @uid as a signal sent by the current task carries it: in the current user
+ * namespace. send_signal_locked() translates it into the target's.
+ */
+uid_t keyagent_uid_for_siginfo(kuid_t uid)
 {
-	uid_t nr;
-
-	rcu_read_lock();
-	nr = from_kuid_munged(__task_cred(task)->user_ns, uid);
-	rcu_read_unlock();
-	return nr;
+	return from_kuid_munged(current_user_ns(), uid);
 }
 
 /* Whether the thread @pid names exists and has not started to exit. */

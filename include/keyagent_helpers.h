@@ -28,7 +28,7 @@ short keyagent_key_read_state(const struct key *key);
 const struct cred *keyagent_current_cred(void);
 struct pid *keyagent_get_current_pid(void);
 pid_t keyagent_pid_seen_by(struct task_struct *task, struct pid *pid);
-uid_t keyagent_uid_seen_by(struct task_struct *task, kuid_t uid);
+uid_t keyagent_uid_for_siginfo(kuid_t uid);
 bool keyagent_pid_alive(struct pid *pid);
 void keyagent_put_task(struct task_struct *task);
 void keyagent_fill_rt_siginfo(struct kernel_siginfo *info, int sig, int code,

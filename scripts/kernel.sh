@@ -3,6 +3,7 @@
 #
 #   scripts/kernel.sh [debug|release]          build if needed, print the build dir
 #   scripts/kernel.sh --dir [debug|release]    print the build dir, build nothing
+#   scripts/kernel.sh --src                    print the source dir (unpacked if needed)
 #
 # The source is Debian's linux-source-6.12, unpacked once under
 # $KEYAGENT_CACHE/src. Each kernel is tinyconfig plus committed fragments, built
@@ -12,8 +13,11 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-print_only=
-if [ "${1:-}" = --dir ]; then
+print_only= src_only=
+if [ "${1:-}" = --src ]; then
+	src_only=1
+	shift
+elif [ "${1:-}" = --dir ]; then
 	print_only=1
 	shift
 fi
@@ -39,7 +43,7 @@ key=$(
 	} | sha256sum | cut -c1-12
 )
 out=$KEYAGENT_CACHE/kernel/$variant-$key
-if [ -n "$print_only" ] || [ -f "$out/.keyagent-built" ]; then
+if [ -n "$print_only" ] || { [ -z "$src_only" ] && [ -f "$out/.keyagent-built" ]; }; then
 	echo "$out"
 	exit 0
 fi
@@ -54,6 +58,10 @@ if [ ! -f "$src/.keyagent-unpacked" ]; then
 		die "cannot unpack $tarball"
 	touch "$src.tmp/.keyagent-unpacked"
 	mv "$src.tmp" "$src"
+fi
+if [ -n "$src_only" ]; then
+	echo "$src"
+	exit 0
 fi
 
 log=$out.log

@@ -2,9 +2,9 @@
 # Build the guest's initramfs: busybox, keyctl, /sbin/request-key with the test
 # request-key.conf, the module, the tests and the agents.
 #
-#   scripts/mkinitramfs.sh OUT.cpio MODULE.ko [DIR...]
+#   scripts/mkinitramfs.sh OUT.cpio MODULE.ko [OVERLAY...]
 #
-# Each DIR is copied to the same path under / (e.g. build/guest/tests).
+# Each OVERLAY directory is copied over the root (build/guest/tests -> /tests).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -36,10 +36,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' 
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 cp "$module" "$root/lib/keyagent/keyagent.ko"
 for dir in "$@"; do
-	[ -d "$dir" ] || continue
-	dest=$root/$(basename "$dir")
-	mkdir -p "$dest"
-	cp -a "$dir/." "$dest/"
+	cp -a "$dir/." "$root/"
 done
 
 mkdir -p "$(dirname "$out")"

@@ -9,9 +9,11 @@
  *	callout "negate"	negate the key
  *	anything else		instantiate the key with "agent:<callout>"
  *
- * Knobs for fault tests: -i ignore requests, -d die (SIGKILL itself) on the
- * first request, -w MS wait before answering, -n N exit after N requests,
- * -l FILE append one line per request ("serial code pid uid") to FILE.
+ * Knobs for fault tests: -i ignore requests, -b never read signals (they stay
+ * queued), -d die (SIGKILL itself) on the first request, -w MS wait before
+ * answering, -n N exit after N requests, -P PERM set the permissions of the
+ * keyagent key, -l FILE append one line per request ("serial code pid uid")
+ * to FILE.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +32,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: keyagent-test-agent [-t TYPE] [-s SIGNAL] [-k KEYRING]\n"
-		"                           [-i] [-d] [-w MS] [-n N] [-l FILE]\n");
+		"                           [-i] [-b] [-d] [-w MS] [-n N] [-P PERM] [-l FILE]\n");
 	exit(2);
 }
 
@@ -78,19 +80,22 @@ int main(int argc, char **argv)
 {
 	const char *type = "user", *log_path = NULL;
 	key_serial_t keyring = KEY_SPEC_SESSION_KEYRING, agent_key;
-	int sig = 40, ignore = 0, die = 0, opt, sfd;
+	int sig = 40, ignore = 0, block = 0, die = 0, opt, sfd;
+	long perm = -1;
 	long wait_ms = 0, limit = -1, handled = 0;
 	struct signalfd_siginfo ssi;
 	char sigstr[16];
 	sigset_t set;
 
-	while ((opt = getopt(argc, argv, "t:s:k:idw:n:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:s:k:ibdw:n:P:l:")) != -1) {
 		switch (opt) {
 		case 't': type = optarg; break;
 		case 's': sig = atoi(optarg); break;
 		case 'k': keyring = atoi(optarg); break;
 		case 'i': ignore = 1; break;
+		case 'b': block = 1; break;
 		case 'd': die = 1; break;
+		case 'P': perm = strtol(optarg, NULL, 0); break;
 		case 'w': wait_ms = atol(optarg); break;
 		case 'n': limit = atol(optarg); break;
 		case 'l': log_path = optarg; break;
@@ -116,8 +121,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "agent: add_key(keyagent, %s): %m\n", type);
 		return 1;
 	}
+	if (perm >= 0 && keyctl_setperm(agent_key, perm) < 0) {
+		fprintf(stderr, "agent: setperm(%d): %m\n", agent_key);
+		return 1;
+	}
 	printf("%d\n", agent_key);
 	fflush(stdout);
+	if (block)
+		for (;;)
+			pause();
 
 	while (limit < 0 || handled < limit) {
 		if (read(sfd, &ssi, sizeof(ssi)) != sizeof(ssi)) {

@@ -59,9 +59,11 @@ impl ThreadRef {
     }
 
     /// Queues realtime signal `sig` on the thread with `si_code`, `si_int` = `value`, and
-    /// `si_pid`/`si_uid` = `from`/`uid` translated into the thread's pid and user namespaces.
-    /// Fails with `EAGAIN` when the thread's user has `RLIMIT_SIGPENDING` signals queued, and
-    /// with `ESRCH` when the thread is gone. Does not sleep.
+    /// `si_pid`/`si_uid` = `from`/`uid` as seen from the thread's pid and user namespaces (0 if
+    /// `from` is not visible there, the overflow uid if `uid` is not mapped), like a
+    /// `sigqueue()` from the current task. Fails with `EAGAIN` when the thread's user has
+    /// `RLIMIT_SIGPENDING` signals queued, and with `ESRCH` when the thread is gone. Does not
+    /// sleep.
     pub(crate) fn send_rt_signal(
         &self,
         sig: u32,
@@ -82,7 +84,8 @@ impl ThreadRef {
         // cleared siginfo, and `send_sig_info()` copies it.
         let ret = unsafe {
             let pid = bindings::keyagent_pid_seen_by(task, from.as_ptr());
-            let uid = bindings::keyagent_uid_seen_by(task, uid);
+            // The signal code translates the uid from our user namespace into the target's.
+            let uid = bindings::keyagent_uid_for_siginfo(uid);
             bindings::keyagent_fill_rt_siginfo(&mut info, sig, si_code, pid, uid, value);
             let ret = bindings::send_sig_info(sig, &mut info, task);
             bindings::keyagent_put_task(task);

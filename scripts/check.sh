@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# make check: build what is stale, boot the debug kernel, run every test in
+# the guest, and end with "N passed, N failed[, N skipped]".
+#
+#   scripts/check.sh [TEST...]     (default: all tests)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$KEYAGENT_ROOT"
+
+start=$(now_s)
+scripts/setup.sh
+scripts/kernel.sh debug >/dev/null
+say "building the module, tests and guest image"
+scripts/build-guest.sh >/dev/null
+
+job=$(mktemp)
+trap 'rm -f "$job"' EXIT
+printf '#!/bin/sh\nexec /tests/run_tests.sh %s\n' "$*" >"$job"
+say "running the tests in QEMU (TCG, debug kernel); console log: build/check.log"
+set +e
+scripts/vm-run.sh --timeout "${KEYAGENT_CHECK_TIMEOUT:-3000}" --log build/check.log "$job"
+status=$?
+set -e
+
+summary=$(grep -a '^# keyagent-summary: ' build/check.log | tail -n 1 || true)
+passed=0 failed=0 skipped=0
+if [ -n "$summary" ]; then
+	read -r passed failed skipped < <(echo "$summary" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/')
+else
+	echo "error: the test run did not finish (see build/check.log)" >&2
+	failed=1
+fi
+# The kernel log scan counts as one more check.
+if scripts/scan-log.sh build/check.log 2>/dev/null; then
+	passed=$((passed + 1))
+else
+	echo "not ok: kernel log has a splat (details above)"
+	failed=$((failed + 1))
+fi
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "# make check took $(elapsed "$start")"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

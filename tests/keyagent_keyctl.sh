@@ -1,0 +1,36 @@
+#!/bin/sh
+# keyctl end to end: an agent answers `keyctl request2`; without an agent,
+# /sbin/request-key answers exactly as with the module unloaded.
+cd "$(dirname "$0")" && . ./ktap.sh
+ktap_header 4
+MODULE=/lib/keyagent/keyagent.ko
+ensure_module
+
+keyctl new_session >/dev/null
+./keyagent-test-agent -t user -s 40 >/tmp/keyctl-agent.out &
+agent=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -s /tmp/keyctl-agent.out ] && break; sleep 1; done
+agent_key=$(cat /tmp/keyctl-agent.out)
+
+key=$(keyctl request2 user keyctl-happy hello @s)
+ktap_check "request2_answered_by_agent" [ "$(keyctl print "$key")" = "agent:hello" ]
+
+line=$(grep "^$(printf %08x "$agent_key") " /proc/keys)
+echo "# $line"
+case $line in
+*"keyagent  user: pid $agent sig 40 alive sent 1 pending 0"*) ktap_pass "proc_keys_shows_agent" ;;
+*) ktap_fail "proc_keys_shows_agent" ;;
+esac
+kill $agent
+wait $agent 2>/dev/null
+
+# The same request with no agent, loaded and unloaded: identical answers.
+keyctl new_session >/dev/null
+loaded=$(keyctl print "$(keyctl request2 user keyctl-fallback-1 cb @s)")
+rmmod keyagent
+unloaded=$(keyctl print "$(keyctl request2 user keyctl-fallback-2 cb @s)")
+insmod $MODULE
+echo "# loaded: $loaded; unloaded: $unloaded"
+ktap_check "fallback_answer_is_request_key" [ "$loaded" = "request-key:cb" ]
+ktap_check "fallback_same_as_unloaded" [ "$loaded" = "$unloaded" ]
+ktap_finish

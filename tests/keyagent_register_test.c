@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Registering agents: what add_key("keyagent", ...) accepts and refuses, and
+ * what the other key operations do on keyagent keys.
+ */
+#include "kselftest_harness.h"
+#include "keyagent_util.h"
+
+static const int sig_zero = 0, sig_kill = 9, sig_31 = 31, sig_min = 32,
+		 sig_max = 64, sig_65 = 65, sig_neg = -1;
+static char page[4096];
+
+FIXTURE(payload) {};
+
+FIXTURE_VARIANT(payload) {
+	const void *data;
+	size_t len;
+	int error;	/* 0: accepted */
+};
+
+#define NATIVE(name, value, err) \
+	FIXTURE_VARIANT_ADD(payload, name) { .data = &value, .len = 4, .error = err }
+#define TEXT(name, text, err) \
+	FIXTURE_VARIANT_ADD(payload, name) { .data = text, .len = sizeof(text) - 1, .error = err }
+
+TEXT(empty, "", EINVAL);
+TEXT(one_byte_not_a_digit, "x", EINVAL);
+TEXT(one_byte_not_realtime, "9", EINVAL);
+TEXT(three_bytes_garbage, "a0b", EINVAL);
+TEXT(three_bytes_decimal_newline, "40\n", 0);
+TEXT(two_bytes_decimal, "40", 0);
+TEXT(decimal_min, "32", 0);
+TEXT(decimal_max, "64", 0);
+TEXT(decimal_65, "65", EINVAL);
+TEXT(decimal_negative, "-1", EINVAL);
+TEXT(five_bytes, "00040", EINVAL);
+FIXTURE_VARIANT_ADD(payload, page) { .data = page, .len = sizeof(page), .error = EINVAL };
+NATIVE(native_0, sig_zero, EINVAL);
+NATIVE(native_9, sig_kill, EINVAL);
+NATIVE(native_31, sig_31, EINVAL);
+NATIVE(native_32, sig_min, 0);
+NATIVE(native_64, sig_max, 0);
+NATIVE(native_65, sig_65, EINVAL);
+NATIVE(native_negative, sig_neg, EINVAL);
+
+FIXTURE_SETUP(payload)
+{
+	if (!module_loaded())
+		SKIP(return, "keyagent module not loaded");
+	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
+}
+
+FIXTURE_TEARDOWN(payload) {}
+
+TEST_F(payload, add_key)
+{
+	long ret = add("keyagent", "user", variant->data, variant->len,
+		       KEY_SPEC_SESSION_KEYRING);
+
+	if (variant->error) {
+		ASSERT_EQ(-variant->error, ret);
+	} else {
+		ASSERT_LT(0, ret);
+	}
+}
+
+FIXTURE(description) {};
+
+FIXTURE_VARIANT(description) {
+	const char *desc;
+	int error;
+};
+
+static char long_31[32], long_32[33], long_4095[4096];
+
+FIXTURE_VARIANT_ADD(description, empty) { .desc = "", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, keyagent) { .desc = "keyagent", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, keyring) { .desc = "keyring", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, internal) { .desc = ".request_key_auth", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, tab) { .desc = "us\ter", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, space) { .desc = "us er", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, high_bit) { .desc = "us\xe9r", .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, len_31) { .desc = long_31, .error = 0 };
+FIXTURE_VARIANT_ADD(description, len_32) { .desc = long_32, .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, len_4095) { .desc = long_4095, .error = EINVAL };
+FIXTURE_VARIANT_ADD(description, user) { .desc = "user", .error = 0 };
+FIXTURE_VARIANT_ADD(description, dns_resolver) { .desc = "dns_resolver", .error = 0 };
+FIXTURE_VARIANT_ADD(description, cifs_spnego) { .desc = "cifs.spnego", .error = 0 };
+
+FIXTURE_SETUP(description)
+{
+	if (!module_loaded())
+		SKIP(return, "keyagent module not loaded");
+	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
+	memset(long_31, 'a', sizeof(long_31) - 1);
+	memset(long_32, 'a', sizeof(long_32) - 1);
+	memset(long_4095, 'a', sizeof(long_4095) - 1);
+}
+
+FIXTURE_TEARDOWN(description) {}
+
+TEST_F(description, add_key)
+{
+	long ret = add("keyagent", variant->desc, "40", 2, KEY_SPEC_SESSION_KEYRING);
+
+	if (variant->error) {
+		ASSERT_EQ(-variant->error, ret);
+	} else {
+		ASSERT_LT(0, ret);
+	}
+}
+
+FIXTURE(ops) {
+	key_serial_t key;
+};
+
+FIXTURE_SETUP(ops)
+{
+	if (!module_loaded())
+		SKIP(return, "keyagent module not loaded");
+	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
+	self->key = add("keyagent", "user", "41", 2, KEY_SPEC_SESSION_KEYRING);
+	ASSERT_LT(0, self->key);
+}
+
+FIXTURE_TEARDOWN(ops) {}
+
+/* read gives the signal back in decimal; the key is readable by its possessor. */
+TEST_F(ops, read_signal)
+{
+	char buf[16];
+
+	ASSERT_EQ(2, payload(self->key, buf, sizeof(buf)));
+	ASSERT_STREQ("41", buf);
+	ASSERT_EQ(2, keyctl_read(self->key, NULL, 0));
+}
+
+/* Not updatable: no write permission, and no update operation if it is granted. */
+TEST_F(ops, update_refused)
+{
+	ASSERT_EQ(-1, keyctl_update(self->key, "42", 2));
+	ASSERT_EQ(EACCES, errno);
+	ASSERT_EQ(0, keyctl_setperm(self->key, KEY_POS_ALL));
+	ASSERT_EQ(-1, keyctl_update(self->key, "42", 2));
+	ASSERT_EQ(EOPNOTSUPP, errno);
+}
+
+/* A second add_key with the same description replaces the first in the keyring. */
+TEST_F(ops, add_again_replaces)
+{
+	char buf[16];
+	long second = add("keyagent", "user", "42", 2, KEY_SPEC_SESSION_KEYRING);
+
+	ASSERT_LT(0, second);
+	ASSERT_NE(self->key, second);
+	ASSERT_EQ(second, keyctl_search(KEY_SPEC_SESSION_KEYRING, "keyagent", "user", 0));
+	ASSERT_EQ(2, payload(second, buf, sizeof(buf)));
+	ASSERT_STREQ("42", buf);
+}
+
+TEST_F(ops, revoke)
+{
+	ASSERT_EQ(0, keyctl_revoke(self->key));
+	ASSERT_EQ(-1, keyctl_read(self->key, NULL, 0));
+	ASSERT_EQ(EKEYREVOKED, errno);
+}
+
+TEST_F(ops, invalidate)
+{
+	ASSERT_EQ(0, keyctl_invalidate(self->key));
+	ASSERT_TRUE(wait_for(key_gone(self->key), 5000));
+}
+
+TEST_F(ops, setperm)
+{
+	ASSERT_EQ(0, keyctl_setperm(self->key, KEY_POS_ALL | KEY_USR_VIEW));
+	ASSERT_EQ(0, keyctl_setperm(self->key, KEY_POS_VIEW));
+	ASSERT_EQ(-1, keyctl_read(self->key, NULL, 0));
+	ASSERT_EQ(EACCES, errno);
+}
+
+/* /proc/keys shows the type served, pid, signal, liveness and counts. */
+TEST_F(ops, describe_in_proc_keys)
+{
+	char want[128], line[512];
+	int found = 0;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "keyagent  user: pid %d sig 41 alive sent 0 pending 0",
+		 getpid());
+	f = fopen("/proc/keys", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		if (strtoul(line, NULL, 16) == (unsigned long)self->key) {
+			found = 1;
+			ASSERT_NE(NULL, strstr(line, want)) TH_LOG("line: %s", line);
+		}
+	fclose(f);
+	ASSERT_TRUE(found);
+}
+
+/* Registering creates the agent's process keyring, which receives authorisation keys. */
+TEST_F(ops, process_keyring_created)
+{
+	ASSERT_LT(0, keyctl_get_keyring_ID(KEY_SPEC_PROCESS_KEYRING, 0));
+}
+
+/* A construction of a keyagent key itself is never routed to an agent. */
+TEST_F(ops, request_keyagent_key)
+{
+	ASSERT_EQ(-ENOKEY, request("keyagent", "nothing", NULL, 0));
+}
+
+TEST_HARNESS_MAIN

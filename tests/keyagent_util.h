@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the keyagent selftests: starting test agents, requesting
+ * keys with the raw syscall (so errno is the kernel's), module parameters and
+ * counters.
+ */
+#ifndef _KEYAGENT_UTIL_H
+#define _KEYAGENT_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <keyutils.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keyagent.h"
+
+#define AGENT_PATH "/tests/keyagent-test-agent"
+#define PARAMS_DIR "/sys/module/keyagent/parameters/"
+#define STATS_DIR "/sys/kernel/debug/keyagent/"
+
+struct agent {
+	pid_t pid;
+	key_serial_t key;	/* its keyagent key */
+};
+
+static inline long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* request_key(2) itself: returns the serial, or -errno. */
+static inline long request(const char *type, const char *desc,
+			   const char *callout, key_serial_t dest)
+{
+	long ret = syscall(__NR_request_key, type, desc, callout, dest);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/* add_key(2) itself: returns the serial, or -errno. */
+static inline long add(const char *type, const char *desc, const void *data,
+		       size_t len, key_serial_t keyring)
+{
+	long ret = syscall(__NR_add_key, type, desc, data, len, keyring);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/* The payload of @key as a string in @buf, or -errno. */
+static inline long payload(key_serial_t key, char *buf, size_t size)
+{
+	long n = keyctl_read(key, buf, size - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n < (long)size - 1 ? n : (long)size - 1] = 0;
+	return n;
+}
+
+/*
+ * Starts the test agent with @args (NULL-terminated, after the program name)
+ * and waits for its ready line. @setup, if any, runs in the child before exec.
+ * Returns 0, or -1 with the agent not running.
+ */
+static inline int agent_start_with(struct agent *a, const char *const *args,
+				   void (*setup)(void))
+{
+	const char *argv[32] = { AGENT_PATH };
+	char line[32] = "";
+	struct pollfd pfd;
+	int fds[2], n = 1;
+	ssize_t len;
+
+	while (args && args[n - 1] && n < 31) {
+		argv[n] = args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	if (pipe(fds) < 0)
+		return -1;
+	a->pid = fork();
+	if (a->pid < 0)
+		return -1;
+	if (a->pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		if (setup)
+			setup();
+		execv(AGENT_PATH, (char **)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	len = 0;
+	if (poll(&pfd, 1, 20000) == 1)
+		len = read(fds[0], line, sizeof(line) - 1);
+	close(fds[0]);
+	a->key = len > 0 ? atoi(line) : 0;
+	if (a->key <= 0) {
+		kill(a->pid, SIGKILL);
+		waitpid(a->pid, NULL, 0);
+		a->pid = 0;
+		return -1;
+	}
+	return 0;
+}
+
+static inline int agent_start(struct agent *a, const char *const *args)
+{
+	return agent_start_with(a, args, NULL);
+}
+
+/* Kills the agent (if running) and reaps it. */
+static inline void agent_stop(struct agent *a)
+{
+	if (a->pid > 0) {
+		kill(a->pid, SIGKILL);
+		waitpid(a->pid, NULL, 0);
+		a->pid = 0;
+	}
+}
+
+static inline int write_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static inline long read_number(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atol(buf) : -1;
+}
+
+static inline int param_set(const char *name, const char *value)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), PARAMS_DIR "%s", name);
+	return write_file(path, value);
+}
+
+static inline long stat_read(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), STATS_DIR "%s", name);
+	return read_number(path);
+}
+
+static inline int module_loaded(void)
+{
+	return access(PARAMS_DIR "request_timeout", F_OK) == 0;
+}
+
+/* Lines in @path (e.g. an agent's request log), -1 if it cannot be read. */
+static inline long count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long n = 0;
+	int c;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Whether @key can no longer be found (invalidated and collected, or revoked). */
+static inline int key_gone(key_serial_t key)
+{
+	return keyctl_describe(key, NULL, 0) < 0 &&
+	       (errno == ENOKEY || errno == EKEYREVOKED);
+}
+
+/* Polls @cond every 10 ms for up to @ms milliseconds. */
+#define wait_for(cond, ms) ({						\
+	long __deadline = now_ms() + (ms);				\
+	int __ok;							\
+	while (!(__ok = !!(cond)) && now_ms() < __deadline)		\
+		usleep(10000);						\
+	__ok;								\
+})
+
+#endif /* _KEYAGENT_UTIL_H */
