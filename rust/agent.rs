@@ -113,8 +113,11 @@ fn parse_signal(data: &[u8]) -> Result<u32> {
 fn check_type_name(name: &CStr) -> Result {
     let bytes = name.as_bytes();
     let printable = bytes.iter().all(|b| b.is_ascii_graphic());
-    let reserved = [c_str!("keyagent"), c_str!("keyring")].iter().any(|r| r.as_bytes() == bytes);
-    if bytes.is_empty() || bytes.len() > TYPE_NAME_MAX || !printable || bytes[0] == b'.' || reserved {
+    let reserved = [c_str!("keyagent"), c_str!("keyring")]
+        .iter()
+        .any(|r| r.as_bytes() == bytes);
+    if bytes.is_empty() || bytes.len() > TYPE_NAME_MAX || !printable || bytes[0] == b'.' || reserved
+    {
         return Err(EINVAL);
     }
     Ok(())
@@ -166,7 +169,10 @@ impl KeyType for AgentKeyType {
     fn read(agent: ArcBorrow<'_, Agent>, buf: &mut [u8]) -> Result<usize> {
         // A realtime signal number always has two digits.
         // CAST: Each digit is below 10.
-        let digits = [b'0' + (agent.signal / 10) as u8, b'0' + (agent.signal % 10) as u8];
+        let digits = [
+            b'0' + (agent.signal / 10) as u8,
+            b'0' + (agent.signal % 10) as u8,
+        ];
         let n = digits.len().min(buf.len());
         buf[..n].copy_from_slice(&digits[..n]);
         Ok(digits.len())

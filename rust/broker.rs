@@ -83,14 +83,17 @@ impl Pending {
         }
     }
 
-    /// Ends the construction as `verdict` says. May sleep.
+    /// Ends the construction as `verdict` says (`Wait` is treated as `Ended`). May sleep.
     fn finish(self, verdict: Verdict) {
         match verdict {
-            Verdict::Wait => return,
-            Verdict::Ended => stats::ANSWERED.inc(),
+            Verdict::Wait | Verdict::Ended => stats::ANSWERED.inc(),
             Verdict::Fail(error, counter) => {
                 // EBUSY: the agent answered just now.
-                if self.target.reject(FAILURE_CACHE_SECS, error, &self.authkey).is_ok() {
+                if self
+                    .target
+                    .reject(FAILURE_CACHE_SECS, error, &self.authkey)
+                    .is_ok()
+                {
                     counter.inc();
                 } else {
                     stats::ANSWERED.inc();
@@ -178,13 +181,20 @@ impl Broker {
 
     /// Queues the key of a dead agent for invalidation. Does not sleep.
     fn retire(&self, agent_key: TypedKey<AgentKeyType>) {
-        let first = agent_key.payload().is_some_and(|agent| agent.first_death_report());
+        let first = agent_key
+            .payload()
+            .is_some_and(|agent| agent.first_death_report());
         if !first {
             return;
         }
         stats::DEAD_AGENTS.inc();
         // If this allocation fails the key stays; the next request finds the agent dead again.
-        if self.retired.lock().push(agent_key.into_key(), GFP_ATOMIC).is_ok() {
+        if self
+            .retired
+            .lock()
+            .push(agent_key.into_key(), GFP_ATOMIC)
+            .is_ok()
+        {
             self.reaper.schedule(0);
         }
     }
@@ -268,7 +278,9 @@ impl PinnedDrop for Broker {
         let mut pending = self.pending.lock();
         while let Some(first) = pending.cursor_front() {
             let (_, node) = first.remove_current();
-            node.to_key_value().1.finish(Verdict::Fail(errno::ECANCELED(), &stats::CANCELLED));
+            node.to_key_value()
+                .1
+                .finish(Verdict::Fail(errno::ECANCELED(), &stats::CANCELLED));
         }
         drop(pending);
         self.invalidate_retired();

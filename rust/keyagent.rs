@@ -38,7 +38,11 @@ impl kernel::Module for KeyAgentModule {
             pr_err!("cannot hook the request_key actor: {:?}\n", e);
         })?;
         pr_info!("loaded: routing request_key() upcalls to registered agents\n");
-        Ok(Self { _hook: hook, _broker: broker, _stats: stats })
+        Ok(Self {
+            _hook: hook,
+            _broker: broker,
+            _stats: stats,
+        })
     }
 }
 

@@ -7,7 +7,11 @@
 //! keyring, such as the kernel's own under override credentials, are not routed. Routing never
 //! sleeps: the hook asks it with preemption disabled.
 
-use crate::{agent::AgentKeyType, sys::key_type::{Registration, TypedKey}, sys::request::Request};
+use crate::{
+    agent::AgentKeyType,
+    sys::key_type::{Registration, TypedKey},
+    sys::request::Request,
+};
 
 /// Where a construction goes.
 pub(crate) enum Route {

@@ -52,12 +52,13 @@ show() {
 	if [ -n "$verbose" ]; then
 		cat
 	else
-		grep --line-buffered -a -v -E '^\[ *[0-9]+\.[0-9]+\]|^KEYAGENT-EXIT|^unreferenced object|^  (comm|hex dump|backtrace)|^    |^$' || true
+		grep --line-buffered -a -v -E 'externally provided fw_cfg|^\[ *[0-9]+\.[0-9]+\]|^KEYAGENT-EXIT|^unreferenced object|^  (comm|hex dump|backtrace)|^    |^$' || true
 	fi
 }
 set +e
 timeout --foreground -k 10 "$timeout" \
-	qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2048 -nographic -no-reboot \
+	qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2048 -nographic -no-reboot -net none \
+	-fw_cfg name=etc/sercon-port,string=0 \
 	-kernel "$kernel" -initrd "$work/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 loglevel=7 rdinit=/init" \
 	</dev/null 2>&1 | tr -d '\r' | tee "$log" | show

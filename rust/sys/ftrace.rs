@@ -61,7 +61,12 @@ impl<T: Actor> ActorHook<T> {
     pub(crate) fn install(actor: Arc<T>) -> Result<Self> {
         let foreign = actor.into_foreign().cast_mut();
         if ACTOR
-            .compare_exchange(ptr::null_mut(), foreign, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                ptr::null_mut(),
+                foreign,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_err()
         {
             // SAFETY: `foreign` came from `into_foreign()` just above and was not published.
@@ -95,7 +100,10 @@ impl<T: Actor> ActorHook<T> {
             Self::release_actor();
             return Err(e);
         }
-        Ok(Self { ops, _actor: PhantomData })
+        Ok(Self {
+            ops,
+            _actor: PhantomData,
+        })
     }
 
     fn ops() -> bindings::ftrace_ops {
@@ -120,6 +128,10 @@ impl<T: Actor> ActorHook<T> {
 
     /// The ftrace callback, entered on every call of the default actor with preemption off.
     /// Rust code is not compiled with `__fentry__` calls, so this cannot trace itself.
+    ///
+    /// # Safety
+    ///
+    /// Called by ftrace only, at the entry of the filtered function, with its register frame.
     unsafe extern "C" fn callback(
         _ip: ffi::c_ulong,
         _parent_ip: ffi::c_ulong,
@@ -157,6 +169,10 @@ impl<T: Actor> ActorHook<T> {
 
     /// Runs in place of `call_sbin_request_key()` for a claimed construction, holding the module
     /// reference the callback took.
+    ///
+    /// # Safety
+    ///
+    /// Entered only through `callback`, with the arguments `construct_key()` passed to the actor.
     unsafe extern "C" fn replacement(authkey: *mut bindings::key, _aux: *mut c_void) -> ffi::c_int {
         let foreign = ACTOR.load(Ordering::Acquire);
         if !foreign.is_null() {

@@ -6,8 +6,7 @@
 //! [`ForeignOwnable`] kept in `payload.data[0]` from `instantiate` until `destroy`.
 
 use super::{
-    bindings,
-    errno,
+    bindings, errno,
     keys::{key_ref_to_ptr, possessed, Key},
 };
 use core::{
@@ -55,7 +54,10 @@ pub(crate) trait KeyType: Sized + 'static {
 
     /// Fills `buf` with the key's content for `keyctl read` and returns the full length, which
     /// may exceed `buf`. Called with the key's semaphore read-locked; may sleep.
-    fn read(_payload: <Self::Payload as ForeignOwnable>::Borrowed<'_>, _buf: &mut [u8]) -> Result<usize> {
+    fn read(
+        _payload: <Self::Payload as ForeignOwnable>::Borrowed<'_>,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -94,7 +96,10 @@ unsafe impl Sync for KeyTypeSlot {}
 
 impl KeyTypeSlot {
     pub(crate) const fn new() -> Self {
-        Self { key_type: Opaque::uninit(), in_use: AtomicBool::new(false) }
+        Self {
+            key_type: Opaque::uninit(),
+            in_use: AtomicBool::new(false),
+        }
     }
 }
 
@@ -121,7 +126,10 @@ impl<T: KeyType> Registration<T> {
             slot.in_use.store(false, Ordering::Release);
             return Err(e);
         }
-        Ok(Self { slot, _type: PhantomData })
+        Ok(Self {
+            slot,
+            _type: PhantomData,
+        })
     }
 
     /// Searches `keyring`, which the caller possesses, and the keyrings nested in it that the
@@ -141,7 +149,10 @@ impl<T: KeyType> Registration<T> {
         let ptr = key_ref_to_ptr(key_ref)?;
         // SAFETY: `keyring_search()` gave us a count on a valid key of type `T`.
         let key = unsafe { Key::from_owned_raw(ptr) }.ok_or_else(errno::ENOKEY)?;
-        Ok(TypedKey { key, _type: PhantomData })
+        Ok(TypedKey {
+            key,
+            _type: PhantomData,
+        })
     }
 }
 
@@ -183,7 +194,11 @@ struct Adapter<T: KeyType>(PhantomData<T>);
 impl<T: KeyType> Adapter<T> {
     const KEY_TYPE: bindings::key_type = bindings::key_type {
         name: T::NAME.as_char_ptr(),
-        vet_description: if T::HAS_VET_DESCRIPTION { Some(Self::vet_description) } else { None },
+        vet_description: if T::HAS_VET_DESCRIPTION {
+            Some(Self::vet_description)
+        } else {
+            None
+        },
         preparse: Some(Self::preparse),
         free_preparse: Some(Self::free_preparse),
         instantiate: Some(bindings::generic_key_instantiate),
@@ -194,6 +209,9 @@ impl<T: KeyType> Adapter<T> {
         ..unsafe { core::mem::zeroed() }
     };
 
+    /// # Safety
+    ///
+    /// Called by `key_alloc()` with a NUL-terminated description.
     unsafe extern "C" fn vet_description(description: *const ffi::c_char) -> ffi::c_int {
         from_result(|| {
             // SAFETY: The keys core passes a NUL-terminated description.
@@ -202,6 +220,9 @@ impl<T: KeyType> Adapter<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by `key_create_or_update()` with a valid preparsed payload.
     unsafe extern "C" fn preparse(prep: *mut bindings::key_preparsed_payload) -> ffi::c_int {
         from_result(|| {
             // SAFETY: `prep` is valid for the call; `data`/`datalen` describe the caller's copy of
@@ -229,6 +250,9 @@ impl<T: KeyType> Adapter<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by the keys core on a payload `preparse` filled, once.
     unsafe extern "C" fn free_preparse(prep: *mut bindings::key_preparsed_payload) {
         // SAFETY: `prep` is valid; `data[0]` is either null (moved into a key) or the payload
         // `preparse` stored.
@@ -241,6 +265,9 @@ impl<T: KeyType> Adapter<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called by the key garbage collector, once per key of this type.
     unsafe extern "C" fn destroy(key: *mut bindings::key) {
         // SAFETY: `destroy` runs once, when the key is freed or its type goes away; `data[0]`
         // is null or the payload `preparse` made.
@@ -253,6 +280,9 @@ impl<T: KeyType> Adapter<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called by `/proc/keys` under RCU, with a key of this type and its seq_file.
     unsafe extern "C" fn describe(key: *const bindings::key, m: *mut bindings::seq_file) {
         // SAFETY: The keys core holds the key (under RCU) for the call.
         let key = unsafe { Key::from_raw(key) };
@@ -272,7 +302,14 @@ impl<T: KeyType> Adapter<T> {
         T::describe(key, payload, &mut out);
     }
 
-    unsafe extern "C" fn read(key: *const bindings::key, buf: *mut ffi::c_char, len: usize) -> ffi::c_long {
+    /// # Safety
+    ///
+    /// Called by `keyctl_read_key()` with the key's semaphore held and a kernel buffer.
+    unsafe extern "C" fn read(
+        key: *const bindings::key,
+        buf: *mut ffi::c_char,
+        len: usize,
+    ) -> ffi::c_long {
         from_result(|| {
             // SAFETY: `keyctl_read_key()` holds the key's semaphore and passes a kernel buffer
             // of `len` bytes (possibly null when `len` is 0).

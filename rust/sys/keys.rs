@@ -85,7 +85,10 @@ impl Key {
     /// The first payload word, as the key type stored it.
     pub(crate) fn payload_data0(&self) -> *const core::ffi::c_void {
         // SAFETY: Reading a pointer-sized word of a valid key; its meaning is the key type's.
-        unsafe { core::ptr::read_volatile(&(*self.as_ptr()).__bindgen_anon_4.payload.data[0]).cast_const() }
+        unsafe {
+            core::ptr::read_volatile(&(*self.as_ptr()).__bindgen_anon_4.payload.data[0])
+                .cast_const()
+        }
     }
 
     /// Whether the key is still waiting to be instantiated, positively or negatively.

@@ -27,13 +27,19 @@ impl<'a> Request<'a> {
     /// during that call only.
     pub(crate) unsafe fn from_actor_arg(authkey: *mut bindings::key) -> Self {
         // SAFETY: The actor's caller, `construct_key()`, holds a count on the key for the call.
-        Self { authkey: unsafe { Key::from_raw(authkey) } }
+        let authkey = unsafe { Key::from_raw(authkey) };
+        Self { authkey }
     }
 
     fn rka(&self) -> &bindings::request_key_auth {
         // SAFETY: By the type invariant the payload of the authorisation key is a valid
         // `struct request_key_auth` for as long as `self.authkey` is.
-        unsafe { &*self.authkey.payload_data0().cast::<bindings::request_key_auth>() }
+        unsafe {
+            &*self
+                .authkey
+                .payload_data0()
+                .cast::<bindings::request_key_auth>()
+        }
     }
 
     /// The authorisation key.
@@ -79,6 +85,8 @@ impl<'a> Request<'a> {
     /// Fails the construction with `error`, unless it has ended already. May sleep.
     pub(crate) fn fail(&self, error: Error) {
         // EBUSY only means that someone answered first.
-        let _ = self.target().reject(FAILURE_CACHE_SECS, error, self.authkey);
+        let _ = self
+            .target()
+            .reject(FAILURE_CACHE_SECS, error, self.authkey);
     }
 }

@@ -73,7 +73,8 @@ impl ThreadRef {
         uid: bindings::kuid_t,
     ) -> Result {
         // SAFETY: We hold a count on the pid; a non-null result is a task reference we own.
-        let task = unsafe { bindings::get_pid_task(self.0.as_ptr(), bindings::pid_type_PIDTYPE_PID) };
+        let task =
+            unsafe { bindings::get_pid_task(self.0.as_ptr(), bindings::pid_type_PIDTYPE_PID) };
         if task.is_null() {
             return Err(ESRCH);
         }

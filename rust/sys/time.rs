@@ -16,7 +16,6 @@ impl Jiffies {
 
     /// Whether at least `ms` milliseconds have passed since `self`.
     pub(crate) fn elapsed_ms(self, ms: u32) -> bool {
-        // SAFETY: A pure conversion.
         Self::now().0.wrapping_sub(self.0) >= ms_to_jiffies(ms)
     }
 }

@@ -73,6 +73,9 @@ impl<T: HasDelayedWork> DelayedWork<T> {
         unsafe { bindings::cancel_delayed_work_sync(self.work.get()) };
     }
 
+    /// # Safety
+    ///
+    /// Called by the workqueue with the `work_struct` of a `DelayedWork<T>` embedded in a `T`.
     unsafe extern "C" fn run(work: *mut bindings::work_struct) {
         // `work` is the first member of `struct delayed_work`, which is the whole of our
         // transparent `Opaque` at offset 0 of `DelayedWork<T>`.
