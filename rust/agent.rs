@@ -39,7 +39,8 @@ pub(crate) struct Agent {
     keyring: ARef<Key>,
     sent: AtomicU64,
     pending: AtomicUsize,
-    reported_dead: AtomicBool,
+    death_reported: AtomicBool,
+    key_retired: AtomicBool,
 }
 
 impl Agent {
@@ -81,9 +82,14 @@ impl Agent {
         self.pending.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// True the first time it is called: the agent's death is reported once.
+    /// True the first time it is called: the agent's death is counted once.
     pub(crate) fn first_death_report(&self) -> bool {
-        !self.reported_dead.swap(true, Ordering::Relaxed)
+        !self.death_reported.swap(true, Ordering::Relaxed)
+    }
+
+    /// True the first time it is called: the agent's key is queued for invalidation once.
+    pub(crate) fn first_retirement(&self) -> bool {
+        !self.key_retired.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -147,7 +153,8 @@ impl KeyType for AgentKeyType {
                 keyring,
                 sent: AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
-                reported_dead: AtomicBool::new(false),
+                death_reported: AtomicBool::new(false),
+                key_retired: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?)

@@ -181,20 +181,17 @@ impl Broker {
 
     /// Queues the key of a dead agent for invalidation. Does not sleep.
     fn retire(&self, agent_key: TypedKey<AgentKeyType>) {
-        let first = agent_key
-            .payload()
-            .is_some_and(|agent| agent.first_death_report());
-        if !first {
+        let Some(agent) = agent_key.payload() else {
+            return;
+        };
+        if agent.first_death_report() {
+            stats::DEAD_AGENTS.inc();
+        }
+        if !agent.first_retirement() {
             return;
         }
-        stats::DEAD_AGENTS.inc();
-        // If this allocation fails the key stays; the next request finds the agent dead again.
-        if self
-            .retired
-            .lock()
-            .push(agent_key.into_key(), GFP_ATOMIC)
-            .is_ok()
-        {
+        // If this allocation fails the key stays; requests still skip the dead agent.
+        if self.retired.lock().push(agent_key.into_key(), GFP_ATOMIC).is_ok() {
             self.reaper.schedule(0);
         }
     }

@@ -8,6 +8,29 @@ set -euo pipefail
 cd "$KEYAGENT_ROOT"
 
 start=$(now_s)
+passed=0 failed=0 skipped=0
+
+# add_totals FILE: adds the "# Totals:" line of a KTAP output to the counts.
+add_totals() {
+	local t
+	t=$(grep -a '^# Totals: ' "$1" | tail -n 1)
+	if [ -z "$t" ]; then
+		failed=$((failed + 1))
+		return
+	fi
+	passed=$((passed + $(echo "$t" | sed -E 's/.*Totals: pass:([0-9]+).*/\1/')))
+	failed=$((failed + $(echo "$t" | sed -E 's/.* fail:([0-9]+).*/\1/')))
+	skipped=$((skipped + $(echo "$t" | sed -E 's/.*skip:([0-9]+).*/\1/')))
+}
+
+say "host tests"
+mkdir -p build
+for t in tests/host/*_test.sh; do
+	"$t" >build/host-test.out 2>&1 || true
+	cat build/host-test.out
+	add_totals build/host-test.out
+done
+
 scripts/setup.sh
 scripts/kernel.sh debug >/dev/null
 say "building the module, tests and guest image"
@@ -23,12 +46,12 @@ status=$?
 set -e
 
 summary=$(grep -a '^# keyagent-summary: ' build/check.log | tail -n 1 || true)
-passed=0 failed=0 skipped=0
 if [ -n "$summary" ]; then
-	read -r passed failed skipped < <(echo "$summary" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/')
+	read -r p f s < <(echo "$summary" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/')
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 else
 	echo "error: the test run did not finish (see build/check.log)" >&2
-	failed=1
+	failed=$((failed + 1))
 fi
 # The kernel log scan counts as one more check.
 if scripts/scan-log.sh build/check.log 2>/dev/null; then

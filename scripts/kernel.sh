@@ -43,6 +43,12 @@ key=$(
 	} | sha256sum | cut -c1-12
 )
 out=$KEYAGENT_CACHE/kernel/$variant-$key
+if [ -z "$print_only" ]; then
+	# One build at a time per cache; a second caller waits, then finds it built.
+	mkdir -p "$KEYAGENT_CACHE"
+	exec 9>"$KEYAGENT_CACHE/.lock"
+	flock 9
+fi
 if [ -n "$print_only" ] || { [ -z "$src_only" ] && [ -f "$out/.keyagent-built" ]; }; then
 	echo "$out"
 	exit 0
@@ -112,5 +118,9 @@ fi
 grep -cE '^  (CC|RUSTC|AS|LD|AR)' "$log" >"$steps_file" || true
 echo "$key" >"$out/.keyagent-built"
 ln -sfn "$(basename "$out")" "$KEYAGENT_CACHE/kernel/$variant"
+# Builds of this variant under other keys are stale now.
+for old in "$KEYAGENT_CACHE/kernel/$variant"-*; do
+	case $old in "$out"|"$out.log") ;; *) rm -rf "$old" ;; esac
+done
 say "kernel $variant built in $(elapsed "$start")" >&2
 echo "$out"

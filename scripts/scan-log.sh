@@ -17,7 +17,7 @@ patterns=(
 	'inconsistent lock state' 'suspicious RCU usage' 'lock held when returning'
 	'INFO: task .* blocked for more than' 'detected stalls' 'soft lockup' 'hard LOCKUP'
 	'kmemleak: .*suspected memory leak' 'refcount_t: ' 'list_add corruption'
-	'list_del corruption'
+	'list_del corruption' 'ODEBUG:'
 )
 re=$(IFS='|'; echo "${patterns[*]}")
 hits=$(grep -naE "$kernel.*($re)" "$log" || true)
