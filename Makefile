@@ -38,7 +38,7 @@ modules_install: module
 	@$(KMAKE) modules_install
 
 rust-analyzer: kernel
-	@$(KMAKE) rust-analyzer
+	@scripts/rust-analyzer.sh "$(KDIR)"
 
 clean:
 	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then $(KMAKE) clean; fi
