@@ -19,7 +19,7 @@ endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
 
 .PHONY: all module setup kernel modules_install clean lint rust-analyzer \
-	guest check demo
+	guest check demo bench fuzz stress
 
 all: module
 
@@ -56,3 +56,12 @@ check:
 
 demo:
 	@scripts/demo.sh
+
+bench:
+	@scripts/bench.sh
+
+fuzz:
+	@scripts/fuzz.sh $(if $(SEED),--seed $(SEED)) $(if $(DURATION),--duration $(DURATION))
+
+stress:
+	@scripts/stress.sh $(if $(DURATION),--duration $(DURATION))

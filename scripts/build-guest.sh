@@ -8,14 +8,21 @@ cd "$KEYAGENT_ROOT"
 
 kdir=$(scripts/kernel.sh debug)
 ksrc=$(scripts/kernel.sh --src)
-make -s -C "$kdir" M="$KEYAGENT_ROOT" LLVM=1 modules >build.log 2>&1 || {
-	cat build.log >&2
+out=$KEYAGENT_BUILD
+mkdir -p "$out/guest/bin"
+
+# The module builds in the source tree: one build at a time.
+exec 8>"$KEYAGENT_ROOT/.module-build.lock"
+flock 8
+make -s -C "$kdir" M="$KEYAGENT_ROOT" LLVM=1 modules >"$out/module-build.log" 2>&1 || {
+	cat "$out/module-build.log" >&2
 	die "module build failed"
 }
-rm -f build.log
-make -s -C tests KSFT_DIR="$ksrc/tools/testing/selftests" OUTPUT="$KEYAGENT_ROOT/build/guest/tests" >&2 ||
+cp keyagent.ko "$out/keyagent.ko"
+flock -u 8
+
+make -s -C tests KSFT_DIR="$ksrc/tools/testing/selftests" OUTPUT="$out/guest/tests" >&2 ||
 	die "test build failed"
-mkdir -p build/guest/bin
-ln -sf /tests/keyagent-test-agent build/guest/bin/keyagent-test-agent
-scripts/mkinitramfs.sh build/initramfs.cpio keyagent.ko build/guest
-echo "$KEYAGENT_ROOT/build/initramfs.cpio"
+ln -sf /tests/keyagent-test-agent "$out/guest/bin/keyagent-test-agent"
+scripts/mkinitramfs.sh "$out/initramfs.cpio" "$out/keyagent.ko" "$out/guest"
+echo "$out/initramfs.cpio"

@@ -24,11 +24,11 @@ add_totals() {
 }
 
 say "host tests"
-mkdir -p build
+mkdir -p "$KEYAGENT_BUILD"
 for t in tests/host/*_test.sh; do
-	"$t" >build/host-test.out 2>&1 || true
-	cat build/host-test.out
-	add_totals build/host-test.out
+	"$t" >"$KEYAGENT_BUILD/host-test.out" 2>&1 || true
+	cat "$KEYAGENT_BUILD/host-test.out"
+	add_totals "$KEYAGENT_BUILD/host-test.out"
 done
 
 scripts/setup.sh
@@ -36,25 +36,26 @@ scripts/kernel.sh debug >/dev/null
 say "building the module, tests and guest image"
 scripts/build-guest.sh >/dev/null
 
+log=$KEYAGENT_BUILD/check.log
 job=$(mktemp)
 trap 'rm -f "$job"' EXIT
 printf '#!/bin/sh\nexec /tests/run_tests.sh %s\n' "$*" >"$job"
-say "running the tests in QEMU (TCG, debug kernel); console log: build/check.log"
+say "running the tests in QEMU (TCG, debug kernel); console log: $log"
 set +e
-scripts/vm-run.sh --timeout "${KEYAGENT_CHECK_TIMEOUT:-3000}" --log build/check.log "$job"
+scripts/vm-run.sh --timeout "${KEYAGENT_CHECK_TIMEOUT:-3000}" --log "$log" "$job"
 status=$?
 set -e
 
-summary=$(grep -a '^# keyagent-summary: ' build/check.log | tail -n 1 || true)
+summary=$(grep -a '^# keyagent-summary: ' "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
 	read -r p f s < <(echo "$summary" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/')
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 else
-	echo "error: the test run did not finish (see build/check.log)" >&2
+	echo "error: the test run did not finish (see $log)" >&2
 	failed=$((failed + 1))
 fi
 # The kernel log scan counts as one more check.
-if scripts/scan-log.sh build/check.log 2>/dev/null; then
+if scripts/scan-log.sh "$log" 2>/dev/null; then
 	passed=$((passed + 1))
 else
 	echo "not ok: kernel log has a splat (details above)"

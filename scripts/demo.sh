@@ -10,6 +10,6 @@ scripts/setup.sh
 scripts/kernel.sh debug >/dev/null
 say "building the module and the guest image"
 scripts/build-guest.sh >/dev/null
-say "booting the debug kernel under QEMU (TCG); console log: build/demo.log"
-scripts/vm-run.sh --timeout 600 --log build/demo.log scripts/guest/demo.sh
+say "booting the debug kernel under QEMU (TCG); console log: $KEYAGENT_BUILD/demo.log"
+scripts/vm-run.sh --timeout 600 --log "$KEYAGENT_BUILD/demo.log" scripts/guest/demo.sh
 say "demo done in $(elapsed "$start")"

@@ -7,6 +7,11 @@ export KEYAGENT_CACHE
 KEYAGENT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export KEYAGENT_ROOT
 
+# Where guest images, test programs and logs go (KEYAGENT_BUILD= moves them,
+# e.g. to run two builds side by side).
+: "${KEYAGENT_BUILD:=$KEYAGENT_ROOT/build}"
+export KEYAGENT_BUILD
+
 # The pinned bindgen; 6.12 needs >= 0.65.1.
 BINDGEN_VERSION=0.73.2
 

@@ -4,9 +4,9 @@
 #   scripts/vm-run.sh [options] JOB
 #
 #   --kernel BZIMAGE     kernel to boot (default: the cached debug kernel)
-#   --initramfs CPIO     base initramfs (default: build/initramfs.cpio)
+#   --initramfs CPIO     base initramfs (default: $KEYAGENT_BUILD/initramfs.cpio)
 #   --timeout SECONDS    hard limit for the whole run (default 1800)
-#   --log FILE           where the guest console goes (default build/vm.log)
+#   --log FILE           where the guest console goes (default $KEYAGENT_BUILD/vm.log)
 #   --verbose            show kernel messages too, not only the job's output
 #   --kvm                use KVM instead of TCG (nested KVM hangs on some hosts)
 #
@@ -17,8 +17,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-kernel= initramfs=$KEYAGENT_ROOT/build/initramfs.cpio timeout=1800
-log=$KEYAGENT_ROOT/build/vm.log verbose= accel=(-accel tcg -cpu max)
+kernel= initramfs=$KEYAGENT_BUILD/initramfs.cpio timeout=1800
+log=$KEYAGENT_BUILD/vm.log verbose= accel=(-accel tcg -cpu max)
 while [ $# -gt 1 ]; do
 	case $1 in
 	--kernel) kernel=$2; shift 2 ;;
