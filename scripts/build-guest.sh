@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build everything the guest runs (module, tests, agents) and its initramfs.
+# Build everything the guest runs (module, tests, keyagentd) and its initramfs.
 #
 #   scripts/build-guest.sh        prints the initramfs path
 set -euo pipefail
@@ -24,5 +24,6 @@ flock -u 8
 make -s -C tests KSFT_DIR="$ksrc/tools/testing/selftests" OUTPUT="$out/guest/tests" >&2 ||
 	die "test build failed"
 ln -sf /tests/keyagent-test-agent "$out/guest/bin/keyagent-test-agent"
+cp "$(scripts/build-keyagentd.sh)" "$out/guest/bin/keyagentd"
 scripts/mkinitramfs.sh "$out/initramfs.cpio" "$out/keyagent.ko" "$out/guest"
 echo "$out/initramfs.cpio"

@@ -32,6 +32,20 @@ for t in tests/host/*_test.sh; do
 done
 
 scripts/setup.sh
+
+say "keyagentd unit tests (cargo test)"
+scripts/build-keyagentd.sh >/dev/null
+if (cd keyagentd && cargo test --locked --quiet) >"$KEYAGENT_BUILD/cargo-test.out" 2>&1; then :; fi
+grep -E '^test result:|FAILED|panicked' "$KEYAGENT_BUILD/cargo-test.out" || true
+if grep -q '^test result:' "$KEYAGENT_BUILD/cargo-test.out"; then
+	while read -r p f; do
+		passed=$((passed + p)) failed=$((failed + f))
+	done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$KEYAGENT_BUILD/cargo-test.out")
+else
+	echo "error: cargo test did not run (see $KEYAGENT_BUILD/cargo-test.out)" >&2
+	failed=$((failed + 1))
+fi
+
 scripts/kernel.sh debug >/dev/null
 say "building the module, tests and guest image"
 scripts/build-guest.sh >/dev/null

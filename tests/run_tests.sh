@@ -6,7 +6,7 @@
 cd "$(dirname "$0")" || exit 1
 limit=900
 if [ "$1" = -t ]; then limit=$2; shift 2; fi
-if [ $# -gt 0 ]; then tests="$*"; else tests=$(ls *_test keyagent_*.sh 2>/dev/null); fi
+if [ $# -gt 0 ]; then tests="$*"; else tests=$(ls *_test keyagent_*.sh keyagentd_*.sh 2>/dev/null); fi
 
 passed=0 failed=0 skipped=0 n=0
 set -- $tests

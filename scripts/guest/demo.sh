@@ -12,8 +12,12 @@ dmesg | grep -E 'Key type keyagent|keyagent: loaded' | sed 's/^\[[^]]*\] /  kern
 step "A new session keyring, and an agent for 'user' keys registered in it"
 run keyctl new_session >/dev/null
 if [ "$agent_cmd" = /bin/keyagentd ]; then
-	printf '$ keyagentd --type user &\n'
-	keyagentd --type user >/tmp/agent.out 2>/tmp/agent.err &
+	cat >/tmp/keyagentd.conf <<'CONF'
+create user * * builtin:instantiate "answered by keyagentd on %t/%d: %c"
+CONF
+	run cat /tmp/keyagentd.conf
+	printf '$ keyagentd --type user --config /tmp/keyagentd.conf &\n'
+	keyagentd --type user --config /tmp/keyagentd.conf >/tmp/agent.out 2>/tmp/agent.err &
 else
 	printf '$ keyagent-test-agent -t user -s 40 &\n'
 	$agent_cmd -t user -s 40 >/tmp/agent.out &
@@ -29,6 +33,7 @@ printf '$ keyctl request2 user demo:agent "hello from the requester" @s\n'
 key=$(keyctl request2 user demo:agent "hello from the requester" @s)
 echo "$key"
 run keyctl print "$key"
+[ -s /tmp/agent.err ] && sed 's/^/  agent log: /' /tmp/agent.err
 
 step "/proc/keys: the agent key (pid, signal, requests sent) and the constructed key"
 grep -E "^($(printf %08x "$agent_key")|$(printf %08x "$key")) " /proc/keys

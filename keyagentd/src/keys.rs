@@ -1,0 +1,258 @@
+//! The key operations the daemon needs.
+//!
+//! `linux-keyutils` covers assuming authority, instantiating, reading,
+//! invalidating and unlinking. It cannot add a key of a type it does not know
+//! (`keyagent`), describe such keys, reject with a chosen error, or join a new
+//! session keyring; those few calls are made here with `libc::syscall`.
+
+use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeySerialId};
+use nix::errno::Errno;
+use std::ffi::CString;
+
+/// A key serial number, or one of the special `KEY_SPEC_*` ids.
+pub type Serial = i32;
+
+/// The type of the keys agents register with.
+pub const AGENT_KEY_TYPE: &str = "keyagent";
+
+/// The type of the authorisation keys the kernel creates for constructions.
+const AUTH_KEY_TYPE: &str = ".request_key_auth";
+
+fn errno_of(err: KeyError) -> Errno {
+    match err {
+        KeyError::AccessDenied => Errno::EACCES,
+        KeyError::QuotaExceeded => Errno::EDQUOT,
+        KeyError::BadAddress => Errno::EFAULT,
+        KeyError::KeyExpired => Errno::EKEYEXPIRED,
+        KeyError::KeyRevoked => Errno::EKEYREVOKED,
+        KeyError::KeyRejected => Errno::EKEYREJECTED,
+        KeyError::KeyDoesNotExist | KeyError::KeyringDoesNotExist => Errno::ENOKEY,
+        KeyError::OutOfMemory => Errno::ENOMEM,
+        KeyError::OperationNotSupported => Errno::EOPNOTSUPP,
+        KeyError::PermissionDenied => Errno::EPERM,
+        KeyError::MissingFileOrDirectory => Errno::ENOENT,
+        KeyError::Unknown(code) => Errno::from_raw(code),
+        _ => Errno::EINVAL,
+    }
+}
+
+fn key(serial: Serial) -> Key {
+    Key::from_id(KeySerialId::new(serial))
+}
+
+/// Adds a `keyagent` key for `key_type` to the session keyring, making the
+/// calling thread the agent for that type; returns the key's serial.
+pub fn register_agent(key_type: &str, signal: i32) -> Result<Serial, Errno> {
+    let key_type_c = CString::new(AGENT_KEY_TYPE).expect("no NUL");
+    let description = CString::new(key_type).map_err(|_| Errno::EINVAL)?;
+    let payload = signal.to_string();
+    // SAFETY: the type and description are NUL-terminated strings and the
+    // payload a buffer of the given length, all alive during the call.
+    let serial = unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            key_type_c.as_ptr(),
+            description.as_ptr(),
+            payload.as_ptr(),
+            payload.len() as libc::c_long,
+            libc::KEY_SPEC_SESSION_KEYRING as libc::c_long,
+        )
+    };
+    Errno::result(serial).map(|s| s as Serial)
+}
+
+/// Replaces the calling process's session keyring with a new, empty one.
+pub fn join_new_session_keyring() -> Result<Serial, Errno> {
+    // SAFETY: a null name asks for a new anonymous keyring; no memory is passed.
+    let serial = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING as libc::c_long,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    Errno::result(serial).map(|s| s as Serial)
+}
+
+/// Stops an agent key from routing further constructions to this daemon:
+/// invalidates it (which needs possession, so it comes first), else unlinks
+/// it from the session keyring.
+pub fn retire_agent_key(serial: Serial) -> Result<(), Errno> {
+    let invalidated = key(serial).invalidate().map_err(errno_of);
+    if invalidated.is_ok() {
+        return Ok(());
+    }
+    KeyRing::from_special_id(KeyRingIdentifier::Session, false)
+        .and_then(|session| session.unlink_key(key(serial)))
+        .map_err(errno_of)
+        .or(invalidated)
+}
+
+/// What `keyctl describe` reports about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    pub key_type: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub description: Vec<u8>,
+}
+
+impl Description {
+    /// Parses the kernel's `type;uid;gid;perm;description`.
+    fn parse(raw: &[u8]) -> Option<Description> {
+        let mut fields = raw.splitn(5, |&b| b == b';');
+        let key_type = String::from_utf8(fields.next()?.to_vec()).ok()?;
+        let mut number =
+            || -> Option<u32> { std::str::from_utf8(fields.next()?).ok()?.parse().ok() };
+        let uid = number()?;
+        let gid = number()?;
+        fields.next()?;
+        let description = fields.next()?.to_vec();
+        Some(Description {
+            key_type,
+            uid,
+            gid,
+            description,
+        })
+    }
+}
+
+/// Describes any key, of any type (with authority assumed, also the key
+/// under construction).
+pub fn describe(serial: Serial) -> Result<Description, Errno> {
+    let mut buffer = vec![0u8; 256];
+    loop {
+        // SAFETY: the kernel writes at most buffer.len() bytes into buffer.
+        let needed = Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_DESCRIBE as libc::c_long,
+                serial as libc::c_long,
+                buffer.as_mut_ptr(),
+                buffer.len() as libc::c_long,
+            )
+        })? as usize;
+        if needed <= buffer.len() {
+            // The length includes the terminating NUL.
+            buffer.truncate(needed.saturating_sub(1));
+            return Description::parse(&buffer).ok_or(Errno::EINVAL);
+        }
+        buffer.resize(needed, 0);
+    }
+}
+
+/// Authority over one construction, assumed by the calling thread and
+/// inherited by the children it starts; dropped when this value is dropped.
+pub struct Authority(Serial);
+
+impl Authority {
+    /// Assumes authority over the construction of `serial`. Fails
+    /// (`EKEYREVOKED`, `ENOKEY`, `EPERM`) once that construction has ended.
+    pub fn assume(serial: Serial) -> Result<Authority, Errno> {
+        key(serial).assume_authority().map_err(errno_of)?;
+        Ok(Authority(serial))
+    }
+
+    /// The callout information of the construction.
+    pub fn callout(&self) -> Result<Vec<u8>, Errno> {
+        key(libc::KEY_SPEC_REQKEY_AUTH_KEY)
+            .read_to_vec()
+            .map_err(errno_of)
+    }
+
+    /// Instantiates the key with `payload`, linking it nowhere else.
+    pub fn instantiate(&self, payload: &[u8]) -> Result<(), Errno> {
+        key(self.0)
+            .instantiate(payload, KeySerialId::new(0))
+            .map_err(errno_of)
+    }
+
+    /// Negatively instantiates the key: requests fail with `error` for
+    /// `timeout` seconds.
+    pub fn reject(&self, timeout: u32, error: Errno) -> Result<(), Errno> {
+        // SAFETY: KEYCTL_REJECT takes integers only.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_REJECT as libc::c_long,
+                self.0 as libc::c_long,
+                libc::c_long::from(timeout),
+                error as libc::c_long,
+                0 as libc::c_long,
+            )
+        };
+        Errno::result(ret).map(drop)
+    }
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        if let Err(err) = key(0).assume_authority() {
+            log::error!("cannot drop the authority over key {}: {err}", self.0);
+        }
+    }
+}
+
+/// Serials of the keys whose construction this process holds an
+/// authorisation key for (linked into its process keyring).
+pub fn constructions_in_process_keyring() -> Vec<Serial> {
+    let Ok(contents) = key(libc::KEY_SPEC_PROCESS_KEYRING).read_to_vec() else {
+        return Vec::new();
+    };
+    contents
+        .chunks_exact(4)
+        .map(|chunk| Serial::from_ne_bytes(chunk.try_into().expect("4 bytes")))
+        .filter_map(|serial| describe(serial).ok())
+        .filter(|d| d.key_type == AUTH_KEY_TYPE)
+        .filter_map(|d| {
+            // An authorisation key is described by its target's serial in hex.
+            let hex = std::str::from_utf8(&d.description).ok()?;
+            u32::from_str_radix(hex, 16).ok().map(|s| s as Serial)
+        })
+        .collect()
+}
+
+/// Why registration failed, in words.
+pub fn explain_registration_error(err: Errno) -> String {
+    let reason = match err {
+        Errno::ENODEV => "the keyagent module is not loaded (key type keyagent not registered)",
+        Errno::EINVAL => {
+            "invalid type name or signal (1-31 printable characters, no space, not starting \
+             with '.', not keyagent or keyring; signal SIGRTMIN..SIGRTMAX)"
+        }
+        Errno::EACCES => "no permission to add keys to the session keyring",
+        Errno::EDQUOT => "the user's key quota is exhausted",
+        Errno::EKEYREVOKED | Errno::EKEYEXPIRED => "the session keyring is revoked or expired",
+        Errno::ENOMEM => "out of memory",
+        Errno::ENOSYS => "the kernel has no key management (CONFIG_KEYS)",
+        _ => "",
+    };
+    if reason.is_empty() {
+        format!("{err:?}: {}", err.desc())
+    } else {
+        format!("{err:?}: {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_descriptions() {
+        let d = Description::parse(b"user;1000;100;3f010000;db;pw").unwrap();
+        assert_eq!(d.key_type, "user");
+        assert_eq!((d.uid, d.gid), (1000, 100));
+        assert_eq!(d.description, b"db;pw");
+        assert!(Description::parse(b"user;x;0;0;d").is_none());
+        assert!(Description::parse(b"user;0;0").is_none());
+    }
+
+    #[test]
+    fn explains_registration_errors() {
+        assert!(explain_registration_error(Errno::ENODEV).contains("module is not loaded"));
+        assert!(explain_registration_error(Errno::EINVAL).starts_with("EINVAL: invalid type"));
+        assert!(explain_registration_error(Errno::EACCES).contains("permission"));
+        assert!(explain_registration_error(Errno::EBUSY).starts_with("EBUSY: "));
+    }
+}
