@@ -1,7 +1,7 @@
 #!/bin/sh
 # Loading and unloading: the key type comes and goes; 50 cycles stay clean.
 cd "$(dirname "$0")" && . ./ktap.sh
-ktap_header 4
+ktap_header 5
 MODULE=/lib/keyagent/keyagent.ko
 
 ensure_module
@@ -25,6 +25,16 @@ while [ $i -lt 50 ]; do
 done
 echo "# $i load/unload cycles"
 [ $ok = 1 ] && ktap_pass "load_unload_50_cycles" || ktap_fail "load_unload_50_cycles"
+
+# Parameters given at load time, changed at run time.
+insmod $MODULE request_timeout=7 max_pending=3
+t=$(cat /sys/module/keyagent/parameters/request_timeout)
+m=$(cat /sys/module/keyagent/parameters/max_pending)
+echo 12 >/sys/module/keyagent/parameters/request_timeout
+t2=$(cat /sys/module/keyagent/parameters/request_timeout)
+echo "# request_timeout $t then $t2, max_pending $m"
+[ "$t" = 7 ] && [ "$m" = 3 ] && [ "$t2" = 12 ] && ktap_pass "parameters_at_load_and_run_time" || ktap_fail "parameters_at_load_and_run_time"
+rmmod keyagent
 
 insmod $MODULE
 n=$(dmesg | grep -c 'keyagent: loaded')
