@@ -74,10 +74,16 @@ impl Agent {
         self.pending.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn add_pending(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
+    /// Takes a slot for one more pending construction if fewer than `max` are taken.
+    pub(crate) fn reserve_pending(&self, max: usize) -> bool {
+        self.pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
+    /// Gives back a slot taken by [`Agent::reserve_pending`].
     pub(crate) fn remove_pending(&self) {
         self.pending.fetch_sub(1, Ordering::Relaxed);
     }

@@ -40,7 +40,7 @@ const REAP_INTERVAL_MS: u32 = 100;
 /// `si_code` of the agent's signal (`KEYAGENT_SI_CODE` in `include/keyagent.h`).
 const SI_CODE: i32 = crate::sys::KEYAGENT_SI_CODE;
 
-/// A construction handed to an agent.
+/// A construction handed to an agent. It holds one of the agent's pending slots.
 struct Pending {
     target: ARef<Key>,
     authkey: ARef<Key>,
@@ -58,8 +58,8 @@ enum Verdict {
 }
 
 impl Pending {
+    /// Records `request` for `agent`, whose pending slot the caller reserved.
     fn new(request: &Request<'_>, agent: Arc<Agent>) -> Self {
-        agent.add_pending();
         Self {
             target: request.target().into(),
             authkey: request.authkey().into(),
@@ -146,9 +146,10 @@ impl Broker {
     fn dispatch(&self, request: &Request<'_>, agent_key: TypedKey<AgentKeyType>) -> Result {
         let agent: Arc<Agent> = agent_key.payload().ok_or_else(errno::ENOKEY)?.into();
         let max = params::max_pending();
-        if agent.pending() >= max {
+        if !agent.reserve_pending(max) {
+            // Constructions the agent answered may still hold slots until the reaper runs.
             self.reap_pending();
-            if agent.pending() >= max {
+            if !agent.reserve_pending(max) {
                 stats::BUSY.inc();
                 return Err(EBUSY);
             }
@@ -191,7 +192,12 @@ impl Broker {
             return;
         }
         // If this allocation fails the key stays; requests still skip the dead agent.
-        if self.retired.lock().push(agent_key.into_key(), GFP_ATOMIC).is_ok() {
+        if self
+            .retired
+            .lock()
+            .push(agent_key.into_key(), GFP_ATOMIC)
+            .is_ok()
+        {
             self.reaper.schedule(0);
         }
     }
