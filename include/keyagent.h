@@ -14,8 +14,10 @@
  *
  *	si_code  KEYAGENT_SI_CODE
  *	si_int   serial of the key under construction
- *	si_pid   the requester's thread group, as seen in the agent's pid namespace
- *	si_uid   the requester's uid, as seen in the agent's user namespace
+ *	si_pid   the requesting thread, as seen in the agent's pid namespace
+ *		 (0 if it is not visible there)
+ *	si_uid   the requester's fsuid, as seen in the agent's user namespace
+ *		 (the overflow uid if it is not mapped there)
  *
  * The agent answers with keyctl: assume_authority(si_int), then instantiate,
  * reject or negate; the module unlinks the authorisation key when the
@@ -31,7 +33,7 @@
 #define KEYAGENT_SI_CODE (-0x4b41)
 
 /* Longest key type name an agent may register for. */
-#define KEYAGENT_TYPE_NAME_MAX 32
+#define KEYAGENT_TYPE_NAME_MAX 31
 
 /*
  * How a construction handed to an agent fails when the agent does not answer
@@ -42,6 +44,7 @@
  *	EAGAIN		the signal could not be queued (agent's RLIMIT_SIGPENDING)
  *	EBUSY		the agent already has max_pending constructions in flight
  *	ECANCELED	the module was unloaded while the construction was pending
+ *	ENOKEY		the agent's key went away between routing and dispatch
  */
 
 #endif /* _KEYAGENT_H */
