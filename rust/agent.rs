@@ -30,7 +30,7 @@ const SIGRTMIN: u32 = 32;
 const SIGRTMAX: u32 = 64;
 
 /// Longest key type name an agent may serve (`request_key()` takes at most 31 bytes).
-pub(crate) const TYPE_NAME_MAX: usize = 31;
+const TYPE_NAME_MAX: usize = crate::sys::KEYAGENT_TYPE_NAME_MAX;
 
 /// A registered agent: the thread to signal and the keyring that receives authorisation keys.
 pub(crate) struct Agent {

@@ -34,3 +34,7 @@ pub(crate) mod work;
 
 /// `si_code` of the signals sent to agents (from `include/keyagent.h`).
 pub(crate) const KEYAGENT_SI_CODE: i32 = bindings::KEYAGENT_SI_CODE;
+
+/// Longest key type name an agent may serve (from `include/keyagent.h`).
+// CAST: A small constant.
+pub(crate) const KEYAGENT_TYPE_NAME_MAX: usize = bindings::KEYAGENT_TYPE_NAME_MAX as usize;
