@@ -81,17 +81,21 @@ uid_t keyagent_uid_for_siginfo(kuid_t uid)
 	return from_kuid_munged(current_user_ns(), uid);
 }
 
-/* Whether the thread @pid names exists and has not started to exit. */
-bool keyagent_pid_alive(struct pid *pid)
+/*
+ * A new reference to the process keyring of the thread @pid names, or NULL if
+ * the thread is gone, exiting, or has no process keyring. Does not sleep.
+ */
+struct key *keyagent_pid_process_keyring(struct pid *pid)
 {
 	struct task_struct *task;
-	bool alive;
+	struct key *keyring = NULL;
 
 	rcu_read_lock();
 	task = pid_task(pid, PIDTYPE_PID);
-	alive = task && !(READ_ONCE(task->flags) & PF_EXITING);
+	if (task && !(READ_ONCE(task->flags) & PF_EXITING))
+		keyring = key_get(__task_cred(task)->process_keyring);
 	rcu_read_unlock();
-	return alive;
+	return keyring;
 }
 
 void keyagent_put_task(struct task_struct *task)

@@ -29,7 +29,7 @@ const struct cred *keyagent_current_cred(void);
 struct pid *keyagent_get_current_pid(void);
 pid_t keyagent_pid_seen_by(struct task_struct *task, struct pid *pid);
 uid_t keyagent_uid_for_siginfo(kuid_t uid);
-bool keyagent_pid_alive(struct pid *pid);
+struct key *keyagent_pid_process_keyring(struct pid *pid);
 void keyagent_put_task(struct task_struct *task);
 void keyagent_fill_rt_siginfo(struct kernel_siginfo *info, int sig, int code,
 			      pid_t pid, uid_t uid, int value);

@@ -32,11 +32,14 @@ const SIGRTMAX: u32 = 64;
 /// Longest key type name an agent may serve (`request_key()` takes at most 31 bytes).
 const TYPE_NAME_MAX: usize = crate::sys::KEYAGENT_TYPE_NAME_MAX;
 
-/// A registered agent: the thread to signal and the keyring that receives authorisation keys.
+/// A registered agent: the thread to signal, whose process keyring receives authorisation keys.
+///
+/// The agent holds no reference to that keyring (which may link the agent's own key): it looks
+/// the keyring up in the thread's credentials, and only the one it registered with counts.
 pub(crate) struct Agent {
     signal: u32,
     thread: ThreadRef,
-    keyring: ARef<Key>,
+    keyring_serial: i32,
     sent: AtomicU64,
     pending: AtomicUsize,
     death_reported: AtomicBool,
@@ -54,14 +57,18 @@ impl Agent {
         &self.thread
     }
 
-    /// The agent's process keyring, into which authorisation keys are linked.
-    pub(crate) fn keyring(&self) -> &Key {
-        &self.keyring
+    /// The agent's process keyring, into which authorisation keys are linked; `None` once the
+    /// agent's thread has exited or replaced that keyring (by `execve()`). Does not sleep.
+    pub(crate) fn keyring(&self) -> Option<ARef<Key>> {
+        self.thread
+            .process_keyring()
+            .filter(|keyring| keyring.serial() == self.keyring_serial)
     }
 
-    /// Whether the agent's thread is alive. Does not sleep.
+    /// Whether the agent can still be served: its thread is alive, with the process keyring it
+    /// registered with. Does not sleep.
     pub(crate) fn is_alive(&self) -> bool {
-        self.thread.is_alive()
+        self.keyring().is_some()
     }
 
     /// Records a signal sent.
@@ -151,12 +158,12 @@ impl KeyType for AgentKeyType {
         let signal = parse_signal(data)?;
         // Created here, before the keys core takes the construction lock that creating a
         // keyring needs too.
-        let keyring = keys::current_process_keyring()?;
+        let keyring_serial = keys::current_process_keyring()?.serial();
         Ok(Arc::new(
             Agent {
                 signal,
                 thread: ThreadRef::current(),
-                keyring,
+                keyring_serial,
                 sent: AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
                 death_reported: AtomicBool::new(false),

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Threads, by pid (`struct pid`), and the realtime signals sent to them.
 
-use super::bindings;
+use super::{bindings, keys::Key};
 use core::ptr::NonNull;
 use kernel::{
     error::{code::ESRCH, to_result, Result},
-    types::Opaque,
+    types::{ARef, Opaque},
 };
 
 /// A `struct pid`: the identity of a thread that may since have exited.
@@ -52,10 +52,12 @@ impl ThreadRef {
         unsafe { Pid::from_raw(self.0.as_ptr()) }
     }
 
-    /// Whether the thread exists and has not begun to exit. Does not sleep.
-    pub(crate) fn is_alive(&self) -> bool {
-        // SAFETY: We hold a count on the pid; the helper looks the task up under RCU.
-        unsafe { bindings::keyagent_pid_alive(self.0.as_ptr()) }
+    /// The thread's process keyring, if the thread exists, has not begun to exit and has one.
+    /// Does not sleep.
+    pub(crate) fn process_keyring(&self) -> Option<ARef<Key>> {
+        // SAFETY: We hold a count on the pid; the helper looks the task up under RCU and
+        // returns a new reference, or null.
+        unsafe { Key::from_owned_raw(bindings::keyagent_pid_process_keyring(self.0.as_ptr())) }
     }
 
     /// Queues realtime signal `sig` on the thread with `si_code`, `si_int` = `value`, and
