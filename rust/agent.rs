@@ -104,6 +104,12 @@ impl Agent {
     pub(crate) fn first_retirement(&self) -> bool {
         !self.key_retired.swap(true, Ordering::Relaxed)
     }
+
+    /// Undoes [`Agent::first_retirement`] when the key could not be queued, so that the next
+    /// request that finds the agent dead tries again.
+    pub(crate) fn retirement_failed(&self) {
+        self.key_retired.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Parses the signal payload: a native 4-byte int, or 1 to 2 decimal digits with an optional

@@ -191,7 +191,7 @@ impl Broker {
 
     /// Queues the key of a dead agent for invalidation. Does not sleep.
     fn retire(&self, agent_key: TypedKey<AgentKeyType>) {
-        let Some(agent) = agent_key.payload() else {
+        let Some(agent) = agent_key.payload().map(Arc::<Agent>::from) else {
             return;
         };
         if agent.first_death_report() {
@@ -200,14 +200,12 @@ impl Broker {
         if !agent.first_retirement() {
             return;
         }
-        // If this allocation fails the key stays; requests still skip the dead agent.
-        if self
-            .retired
-            .lock()
-            .push(agent_key.into_key(), GFP_ATOMIC)
-            .is_ok()
-        {
+        let queued = self.retired.lock().push(agent_key.into_key(), GFP_ATOMIC);
+        if queued.is_ok() {
             self.reaper.schedule(0);
+        } else {
+            // The key stays for now; the next request that finds the agent dead retries.
+            agent.retirement_failed();
         }
     }
 
