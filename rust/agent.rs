@@ -18,9 +18,9 @@ use core::{
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 use kernel::{
-    c_str,
+    c_str, fmt,
     prelude::*,
-    str::CStr,
+    str::{CStr, CString},
     sync::{Arc, ArcBorrow},
     types::ARef,
 };
@@ -32,14 +32,22 @@ const SIGRTMAX: u32 = 64;
 /// Longest key type name an agent may serve (`request_key()` takes at most 31 bytes).
 const TYPE_NAME_MAX: usize = crate::sys::KEYAGENT_TYPE_NAME_MAX;
 
-/// A registered agent: the thread to signal, whose process keyring receives authorisation keys.
+/// Numbers the agents' keyrings, whose descriptions must differ (a keyring replaces a link to
+/// another keyring of the same description).
+static NEXT_KEYRING_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A registered agent: the thread to signal, and the keyring that receives authorisation keys.
 ///
-/// The agent holds no reference to that keyring (which may link the agent's own key): it looks
-/// the keyring up in the thread's credentials, and only the one it registered with counts.
+/// That keyring is the module's own, linked into the agent's process keyring (where
+/// `keyctl_assume_authority()` finds its contents) and kept out of the agent's key quota: the
+/// garbage collector does not give back the quota of the links it removes, and every
+/// authorisation key dies after its construction. The agent holds no reference to its process
+/// keyring (which may link the agent's own key); only the one it registered with counts.
 pub(crate) struct Agent {
     signal: u32,
     thread: ThreadRef,
-    keyring_serial: i32,
+    keyring: ARef<Key>,
+    process_keyring_serial: i32,
     sent: AtomicU64,
     pending: AtomicUsize,
     death_reported: AtomicBool,
@@ -57,18 +65,17 @@ impl Agent {
         &self.thread
     }
 
-    /// The agent's process keyring, into which authorisation keys are linked; `None` once the
-    /// agent's thread has exited or replaced that keyring (by `execve()`). Does not sleep.
-    pub(crate) fn keyring(&self) -> Option<ARef<Key>> {
-        self.thread
-            .process_keyring()
-            .filter(|keyring| keyring.serial() == self.keyring_serial)
+    /// The keyring into which the agent's authorisation keys are linked.
+    pub(crate) fn keyring(&self) -> &Key {
+        &self.keyring
     }
 
     /// Whether the agent can still be served: its thread is alive, with the process keyring it
-    /// registered with. Does not sleep.
+    /// registered with (not replaced by `execve()`). Does not sleep.
     pub(crate) fn is_alive(&self) -> bool {
-        self.keyring().is_some()
+        self.thread
+            .process_keyring()
+            .is_some_and(|keyring| keyring.serial() == self.process_keyring_serial)
     }
 
     /// Records a signal sent.
@@ -160,16 +167,23 @@ impl KeyType for AgentKeyType {
         check_type_name(description)
     }
 
-    fn preparse(_description: &CStr, data: &[u8]) -> Result<Arc<Agent>> {
+    fn preparse(description: &CStr, data: &[u8]) -> Result<Arc<Agent>> {
         let signal = parse_signal(data)?;
-        // Created here, before the keys core takes the construction lock that creating a
-        // keyring needs too.
-        let keyring_serial = keys::current_process_keyring()?.serial();
+        // Keyrings are created here, before the keys core takes the construction lock that
+        // creating a keyring needs too.
+        let process_keyring = keys::current_process_keyring()?;
+        let name = CString::try_from_fmt(fmt!(
+            "_keyagent:{}:{}",
+            description.to_str().unwrap_or("?"),
+            NEXT_KEYRING_ID.fetch_add(1, Ordering::Relaxed)
+        ))?;
+        let keyring = keys::new_keyring_in(&name, &process_keyring)?;
         Ok(Arc::new(
             Agent {
                 signal,
                 thread: ThreadRef::current(),
-                keyring_serial,
+                keyring,
+                process_keyring_serial: process_keyring.serial(),
                 sent: AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
                 death_reported: AtomicBool::new(false),

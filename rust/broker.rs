@@ -44,8 +44,6 @@ const SI_CODE: i32 = crate::sys::KEYAGENT_SI_CODE;
 struct Pending {
     target: ARef<Key>,
     authkey: ARef<Key>,
-    /// The agent's process keyring, which holds `authkey` until the construction ends.
-    keyring: ARef<Key>,
     agent: Arc<Agent>,
     since: Jiffies,
 }
@@ -61,11 +59,10 @@ enum Verdict {
 
 impl Pending {
     /// Records `request` for `agent`, whose pending slot the caller reserved.
-    fn new(request: &Request<'_>, agent: Arc<Agent>, keyring: ARef<Key>) -> Self {
+    fn new(request: &Request<'_>, agent: Arc<Agent>) -> Self {
         Self {
             target: request.target().into(),
             authkey: request.authkey().into(),
-            keyring,
             agent,
             since: Jiffies::now(),
         }
@@ -109,7 +106,7 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         // The agent may have unlinked it already.
-        let _ = self.keyring.unlink(&self.authkey);
+        let _ = self.agent.keyring().unlink(&self.authkey);
         self.agent.remove_pending();
     }
 }
@@ -148,10 +145,6 @@ impl Broker {
     /// Hands `request` to the agent registered by `agent_key`.
     fn dispatch(&self, request: &Request<'_>, agent_key: TypedKey<AgentKeyType>) -> Result {
         let agent: Arc<Agent> = agent_key.payload().ok_or_else(errno::ENOKEY)?.into();
-        let Some(keyring) = agent.keyring() else {
-            self.retire(agent_key);
-            return Err(errno::EOWNERDEAD());
-        };
         let max = params::max_pending();
         if !agent.reserve_pending(max) {
             // Constructions the agent answered may still hold slots until the reaper runs.
@@ -163,8 +156,8 @@ impl Broker {
         }
         // From here on, dropping `pending` gives the slot back and unlinks the auth key.
         let serial = request.target().serial();
-        let pending = Pending::new(request, agent.clone(), keyring);
-        pending.keyring.link(request.authkey())?;
+        let pending = Pending::new(request, agent.clone());
+        agent.keyring().link(request.authkey())?;
         let node = RBTreeNode::new(serial, pending, GFP_KERNEL)?;
         let _ = self.pending.lock().insert(node);
 

@@ -4,7 +4,7 @@
 use super::bindings;
 use core::ptr::NonNull;
 use kernel::{
-    error::{to_result, Error, Result},
+    error::{from_err_ptr, to_result, Error, Result},
     str::CStr,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
@@ -156,14 +156,36 @@ pub(crate) fn current_process_keyring() -> Result<ARef<Key>> {
     unsafe { Key::from_owned_raw(ptr) }.ok_or_else(super::errno::ENOKEY)
 }
 
+/// Creates a keyring owned by the current task's fsuid and fsgid, outside its key quota, and
+/// links it into `dest`. Possessors may view, read and search it; nobody may change it. May
+/// sleep; must not be called with the key construction mutex held.
+pub(crate) fn new_keyring_in(description: &CStr, dest: &Key) -> Result<ARef<Key>> {
+    let perm = bindings::KEY_POS_VIEW | bindings::KEY_POS_READ | bindings::KEY_POS_SEARCH;
+    // SAFETY: `current_cred()` is valid for the current task; `keyring_alloc()` copies the
+    // description and returns a new reference or an error pointer.
+    let keyring = unsafe {
+        let cred = bindings::keyagent_current_cred();
+        bindings::keyring_alloc(
+            description.as_char_ptr(),
+            (*cred).fsuid,
+            (*cred).fsgid,
+            cred,
+            perm | bindings::KEY_USR_VIEW,
+            // CAST: A small flag value.
+            bindings::KEY_ALLOC_NOT_IN_QUOTA as _,
+            core::ptr::null_mut(),
+            dest.as_ptr(),
+        )
+    };
+    let keyring = from_err_ptr(keyring)?;
+    // SAFETY: `keyring_alloc()` gave us a count on a valid key.
+    unsafe { Key::from_owned_raw(keyring) }.ok_or_else(super::errno::ENOKEY)
+}
+
 /// Strips the possession bit of a `key_ref_t` (bit 0), mapping error pointers to errors.
 pub(super) fn key_ref_to_ptr(key_ref: bindings::key_ref_t) -> Result<*mut bindings::key> {
-    let raw = key_ref as usize;
-    if raw >= (-4095isize) as usize {
-        // CAST: An error pointer holds a negative errno.
-        return Err(Error::from_errno(raw as isize as i32));
-    }
-    Ok((raw & !1usize) as *mut bindings::key)
+    let raw = from_err_ptr(key_ref)?;
+    Ok((raw as usize & !1usize) as *mut bindings::key)
 }
 
 /// A `key_ref_t` for `keyring`, marked possessed (bit 0).
