@@ -245,8 +245,10 @@ impl Daemon {
             .min()
     }
 
+    /// Handles one queued signal, if any: poll is level-triggered, so the
+    /// next one wakes it again, without a read that finds the queue empty.
     fn read_signals(&mut self) -> Result<(), Errno> {
-        while let Some(info) = self.signalfd.read_signal()? {
+        if let Some(info) = self.signalfd.read_signal()? {
             let signo = info.ssi_signo as i32;
             if signo == self.settings.signal {
                 if info.ssi_code == KEYAGENT_SI_CODE {

@@ -7,6 +7,7 @@
 
 use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeySerialId};
 use nix::errno::Errno;
+use std::cell::Cell;
 use std::ffi::CString;
 
 /// A key serial number, or one of the special `KEY_SPEC_*` ids.
@@ -142,15 +143,31 @@ pub fn describe(serial: Serial) -> Result<Description, Errno> {
 }
 
 /// Authority over one construction, assumed by the calling thread and
-/// inherited by the children it starts; dropped when this value is dropped.
-pub struct Authority(Serial);
+/// inherited by the children it starts; dropped when this value is dropped,
+/// unless answering the construction already dropped it.
+pub struct Authority {
+    serial: Serial,
+    held: Cell<bool>,
+}
 
 impl Authority {
     /// Assumes authority over the construction of `serial`. Fails
     /// (`EKEYREVOKED`, `ENOKEY`, `EPERM`) once that construction has ended.
     pub fn assume(serial: Serial) -> Result<Authority, Errno> {
         key(serial).assume_authority().map_err(errno_of)?;
-        Ok(Authority(serial))
+        Ok(Authority {
+            serial,
+            held: Cell::new(true),
+        })
+    }
+
+    /// Records the kernel's dropping of the authority, which a successful
+    /// instantiate, reject or negate does.
+    fn answered<T>(&self, result: Result<T, Errno>) -> Result<T, Errno> {
+        if result.is_ok() {
+            self.held.set(false);
+        }
+        result
     }
 
     /// The callout information of the construction.
@@ -162,9 +179,11 @@ impl Authority {
 
     /// Instantiates the key with `payload`, linking it nowhere else.
     pub fn instantiate(&self, payload: &[u8]) -> Result<(), Errno> {
-        key(self.0)
-            .instantiate(payload, KeySerialId::new(0))
-            .map_err(errno_of)
+        self.answered(
+            key(self.serial)
+                .instantiate(payload, KeySerialId::new(0))
+                .map_err(errno_of),
+        )
     }
 
     /// Negatively instantiates the key: requests fail with `error` for
@@ -175,41 +194,63 @@ impl Authority {
             libc::syscall(
                 libc::SYS_keyctl,
                 libc::KEYCTL_REJECT as libc::c_long,
-                self.0 as libc::c_long,
+                self.serial as libc::c_long,
                 libc::c_long::from(timeout),
                 error as libc::c_long,
                 0 as libc::c_long,
             )
         };
-        Errno::result(ret).map(drop)
+        self.answered(Errno::result(ret).map(drop))
     }
 }
 
 impl Drop for Authority {
     fn drop(&mut self) {
+        if !self.held.get() {
+            return;
+        }
         if let Err(err) = key(0).assume_authority() {
-            log::error!("cannot drop the authority over key {}: {err}", self.0);
+            log::error!("cannot drop the authority over key {}: {err}", self.serial);
         }
     }
 }
 
 /// Serials of the keys whose construction this process holds an
-/// authorisation key for (linked into its process keyring).
+/// authorisation key for: linked into its process keyring, where the module
+/// puts them in `_keyagent:*` keyrings.
 pub fn constructions_in_process_keyring() -> Vec<Serial> {
-    let Ok(contents) = key(libc::KEY_SPEC_PROCESS_KEYRING).read_to_vec() else {
+    let mut targets = Vec::new();
+    for serial in keyring_contents(libc::KEY_SPEC_PROCESS_KEYRING) {
+        let Ok(d) = describe(serial) else { continue };
+        if d.key_type == "keyring" && d.description.starts_with(b"_keyagent:") {
+            targets.extend(keyring_contents(serial).into_iter().filter_map(auth_target));
+        } else if let Some(target) = auth_target(serial) {
+            targets.push(target);
+        }
+    }
+    targets
+}
+
+/// The serials linked in a keyring (empty if it cannot be read).
+fn keyring_contents(keyring: Serial) -> Vec<Serial> {
+    let Ok(contents) = key(keyring).read_to_vec() else {
         return Vec::new();
     };
     contents
         .chunks_exact(4)
         .map(|chunk| Serial::from_ne_bytes(chunk.try_into().expect("4 bytes")))
-        .filter_map(|serial| describe(serial).ok())
-        .filter(|d| d.key_type == AUTH_KEY_TYPE)
-        .filter_map(|d| {
-            // An authorisation key is described by its target's serial in hex.
-            let hex = std::str::from_utf8(&d.description).ok()?;
-            u32::from_str_radix(hex, 16).ok().map(|s| s as Serial)
-        })
         .collect()
+}
+
+/// The construction an authorisation key stands for, which its description
+/// names in hex; `None` for other keys.
+fn auth_target(serial: Serial) -> Option<Serial> {
+    let d = describe(serial).ok()?;
+    if d.key_type != AUTH_KEY_TYPE {
+        return None;
+    }
+    let hex = std::str::from_utf8(&d.description).ok()?;
+    u32::from_str_radix(hex, 16).ok().map(|s| s as Serial)
 }
 
 /// Why registration failed, in words.
