@@ -1,0 +1,649 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Allocation failures in the module's paths: registration (add_key of a
+ * keyagent key), dispatch (a request routed to an agent), the reaper, module
+ * init and module exit. Each error path must end in a clean errno, leave no
+ * key, authorisation key or pending count behind, and not upset the kernel
+ * (the VM runner checks its log). The retirement of a dead agent's key is in
+ * keyagent_retire_test.
+ *
+ * Failures are injected with failslab. Its stack trace filter (require-start,
+ * require-end) limits them to allocations made while a given code range is on
+ * the stack: the module's text, one of its functions, or the kernel's
+ * do_one_initcall() for module init. Where the path runs in a task we control
+ * (registration, dispatch, init, exit), /proc/thread-self/fail-nth fails the
+ * Nth such allocation of that task only, for N = 1, 2, ... until the operation
+ * no longer reaches an Nth allocation: every allocation of the path fails once.
+ * The reaper runs in a kworker, so there failslab fails every allocation made
+ * under the reaper's function (probability 100). One case does the same with
+ * fail_function on should_failslab.
+ */
+#include <sys/mman.h>
+
+#include "kselftest_harness.h"
+#include "keyagent_util.h"
+
+#define FAILSLAB "/sys/kernel/debug/failslab/"
+#define FAILFUNC "/sys/kernel/debug/fail_function/"
+#define MODULE_PATH "/lib/keyagent/keyagent.ko"
+#define MAX_NTH 64
+
+struct range {
+	unsigned long start, end;
+};
+
+static int knob(const char *dir, const char *name, const char *value)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s%s", dir, name);
+	return write_file(path, value);
+}
+
+static int knob_ulong(const char *dir, const char *name, unsigned long value)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%#lx", value);
+	return knob(dir, name, buf);
+}
+
+static long knob_read(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s%s", dir, name);
+	return read_number(path);
+}
+
+/* Back to the defaults: nothing is injected. */
+static void reset(const char *dir)
+{
+	knob(dir, "probability", "0");
+	knob(dir, "interval", "1");
+	knob(dir, "times", "1");
+	knob(dir, "space", "0");
+	knob(dir, "verbose", "2");
+	knob(dir, "task-filter", "N");
+	knob(dir, "stacktrace-depth", "32");
+	knob_ulong(dir, "require-start", 0);
+	knob_ulong(dir, "require-end", ~0UL);
+	knob_ulong(dir, "reject-start", 0);
+	knob_ulong(dir, "reject-end", 0);
+	if (strcmp(dir, FAILSLAB) == 0) {
+		knob(dir, "ignore-gfp-wait", "Y");
+		knob(dir, "cache-filter", "N");
+	}
+}
+
+static int symbol_range(const char *needle, int module, struct range *r);
+
+/*
+ * Injects only below @r, GFP_KERNEL allocations too, one log line each. Not
+ * in kmemleak's own bookkeeping (made for each allocation, under the
+ * function that kmemleak_alloc() tail-calls), which falls back to a reserve
+ * when it fails: it would double the count, for nothing.
+ */
+static void filter(const char *dir, struct range r)
+{
+	static const char *const kmemleak_fns[] = {
+		"__create_object", "create_object", "kmemleak_alloc",
+	};
+	static struct range kmemleak;
+	unsigned int i;
+
+	knob_ulong(dir, "require-start", r.start);
+	knob_ulong(dir, "require-end", r.end);
+	for (i = 0; !kmemleak.start && i < sizeof(kmemleak_fns) / sizeof(kmemleak_fns[0]); i++)
+		symbol_range(kmemleak_fns[i], 0, &kmemleak);
+	if (kmemleak.start) {
+		knob_ulong(dir, "reject-start", kmemleak.start);
+		knob_ulong(dir, "reject-end", kmemleak.end);
+	}
+	knob(dir, "stacktrace-depth", "32");
+	knob(dir, "verbose", "1");
+	if (strcmp(dir, FAILSLAB) == 0)
+		knob(dir, "ignore-gfp-wait", "N");
+}
+
+/* The module's core (text and data) from /proc/modules. */
+static int module_range(struct range *r)
+{
+	FILE *f = fopen("/proc/modules", "r");
+	char line[256], name[64];
+	unsigned long size, base;
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lu %*d %*s %*s %lx", name, &size, &base) == 3 &&
+		    strcmp(name, "keyagent") == 0 && base) {
+			r->start = base;
+			r->end = base + size;
+			found = 1;
+		}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+/*
+ * The code of the first function whose name contains @needle: from its address
+ * to the next text symbol's. @module: a keyagent symbol, else the kernel's
+ * (whose name must be @needle exactly).
+ */
+static int symbol_range(const char *needle, int module, struct range *r)
+{
+	FILE *f = fopen("/proc/kallsyms", "r");
+	char line[1024], type, name[800];
+	unsigned long addr, start = 0, end = ~0UL;
+
+	if (!f)
+		return -1;
+	/* First pass: the symbol. */
+	while (fgets(line, sizeof(line), f)) {
+		int in_module = strstr(line, "[keyagent]") != NULL;
+
+		if (in_module != module || sscanf(line, "%lx %c %799s", &addr, &type, name) != 3)
+			continue;
+		if (module ? strstr(name, needle) != NULL : strcmp(name, needle) == 0) {
+			start = addr;
+			break;
+		}
+	}
+	if (!start) {
+		fclose(f);
+		return -1;
+	}
+	/* Second pass: the nearest text symbol above it. */
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		int in_module = strstr(line, "[keyagent]") != NULL;
+
+		if (in_module != module || sscanf(line, "%lx %c", &addr, &type) != 2)
+			continue;
+		if ((type == 't' || type == 'T') && addr > start && addr < end)
+			end = addr;
+	}
+	fclose(f);
+	if (end == ~0UL)
+		return -1;
+	r->start = start;
+	r->end = end;
+	return 0;
+}
+
+/* Arms fail-nth for the calling thread: its @n-th filtered allocation fails. */
+static int fail_nth_set(int n)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%d", n);
+	return write_file("/proc/thread-self/fail-nth", buf);
+}
+
+/* What is left of the count: 0 once the failure has been injected. */
+static long fail_nth_left(void)
+{
+	return read_number("/proc/thread-self/fail-nth");
+}
+
+/* The outcome of one operation run with fail-nth armed. */
+struct outcome {
+	long ret;		/* result or -errno */
+	long left;		/* fail-nth afterwards; 0: a failure was injected */
+	long ms;
+};
+
+/* Runs @op in a child (its own process keyring, session inherited) with fail-nth @n. */
+static struct outcome in_child(int n, long (*op)(int n, void *arg), void *arg)
+{
+	struct outcome o = { -EIO, -1, 0 };
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds) < 0)
+		return o;
+	pid = fork();
+	if (pid == 0) {
+		long start = now_ms();
+
+		close(fds[0]);
+		if (fail_nth_set(n) < 0)
+			_exit(1);
+		o.ret = op(n, arg);
+		o.left = fail_nth_left();
+		fail_nth_set(0);
+		o.ms = now_ms() - start;
+		if (write(fds[1], &o, sizeof(o)) != sizeof(o))
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (read(fds[0], &o, sizeof(o)) != sizeof(o))
+		o.ret = -EIO;
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	return o;
+}
+
+/* Keys of @type (in /proc/keys, which root sees whole), and how many of them are pending. */
+static int count_keys(const char *type, int *pending)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	char line[512], t[64];
+	int n = 0;
+
+	if (pending)
+		*pending = 0;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p;
+
+		if (sscanf(line, "%*x %*s %*d %*s %*x %*d %*d %63s", t) != 1 || strcmp(t, type))
+			continue;
+		n++;
+		p = strstr(line, " pending ");
+		if (pending && p)
+			*pending += atoi(p + 9);
+	}
+	fclose(f);
+	return n;
+}
+
+/* root's nkeys in /proc/key-users, once it has stopped changing. */
+static long settled_nkeys(void)
+{
+	long last = -1, now = -2, uid, usage, nk, nik;
+	int stable = 0, i;
+	char line[256];
+
+	for (i = 0; i < 150 && stable < 15; i++) {
+		FILE *f = fopen("/proc/key-users", "r");
+
+		now = -1;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, " %ld: %ld %ld/%ld", &uid, &usage, &nk, &nik) == 4 && uid == 0)
+				now = nk;
+		if (f)
+			fclose(f);
+		stable = now == last ? stable + 1 : 0;
+		last = now;
+		usleep(100000);
+	}
+	return last;
+}
+
+/* Registers in a new session (so the key goes when the child does). */
+/* root's key count once the keys this test requested (in its session) are gone. */
+static long nkeys_after(void)
+{
+	keyctl_join_session_keyring(NULL);
+	return settled_nkeys();
+}
+
+static long op_register(int n, void *arg)
+{
+	fail_nth_set(0);
+	if (keyctl_join_session_keyring(NULL) < 0)
+		return -errno;
+	if (arg && keyctl_get_keyring_ID(KEY_SPEC_PROCESS_KEYRING, 1) < 0)
+		return -errno;
+	fail_nth_set(n);	/* only the add_key() counts */
+	return add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING);
+}
+
+static long op_request(int n, void *arg)
+{
+	char desc[64];
+
+	snprintf(desc, sizeof(desc), "failslab-%s-%d-%d", (char *)arg, n, getpid());
+	return request("user", desc, "x", 0);
+}
+
+static int load(const char *params)
+{
+	int fd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int unload(void)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (syscall(__NR_delete_module, "keyagent", O_NONBLOCK) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EBUSY && errno != EWOULDBLOCK)
+			return -errno;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* A request in a child: its exit status is the errno it got (0: a key). */
+static pid_t request_in_child(const char *desc)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		long ret = request("user", desc, "x", 0);
+
+		_exit(ret < 0 ? -ret : 0);
+	}
+	return pid;
+}
+
+static int wait_child(pid_t pid, long ms)
+{
+	int status;
+
+	if (!wait_for(waitpid(pid, &status, WNOHANG) == pid, ms)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+FIXTURE(failslab) {
+	struct agent agent;
+	struct range module;
+	long nkeys;
+};
+
+FIXTURE_SETUP(failslab)
+{
+	self->agent.pid = 0;
+	if (access(FAILSLAB "probability", W_OK) || access("/proc/thread-self/fail-nth", W_OK))
+		SKIP(return, "failslab or fail-nth not available");
+	if (!module_loaded() && load("") != 0)
+		SKIP(return, "keyagent module not loaded");
+	ASSERT_EQ(0, module_range(&self->module));
+	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
+	reset(FAILSLAB);
+	param_set("request_timeout", "30");
+	self->nkeys = settled_nkeys();
+}
+
+FIXTURE_TEARDOWN(failslab)
+{
+	reset(FAILSLAB);
+	if (access(FAILFUNC "inject", W_OK) == 0) {
+		write_file(FAILFUNC "inject", " ");
+		reset(FAILFUNC);
+	}
+	agent_stop(&self->agent);
+	if (!module_loaded())
+		load("");
+	param_set("request_timeout", "30");
+}
+
+/* Every allocation of a registration fails in turn: ENOMEM each time, nothing left. */
+static void registration(struct __test_metadata *_metadata, FIXTURE_DATA(failslab) *self,
+			 void *existing_process_keyring)
+{
+	int n, failed = 0;
+	long nkeys;
+
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_register, existing_process_keyring);
+
+		TH_LOG("allocation %d: %s, add_key: %ld%s%s", n,
+		       o.left == 0 ? "failed" : "not reached", o.ret,
+		       o.ret < 0 ? " " : "", o.ret < 0 ? strerror(-o.ret) : "");
+		if (o.left != 0) {
+			/* Past the last allocation: the registration works. */
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		/* A failure the kernel tolerates is fine; an error must be ENOMEM. */
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_EQ(-ENOMEM, o.ret);
+		}
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+	reset(FAILSLAB);
+	ASSERT_TRUE(wait_for(count_keys("keyagent", NULL) == 0, 5000));
+	nkeys = nkeys_after();
+	TH_LOG("root's keys: %ld before, %ld after", self->nkeys, nkeys);
+	EXPECT_EQ(self->nkeys, nkeys);
+}
+
+TEST_F_TIMEOUT(failslab, registration_new_process_keyring, 120)
+{
+	registration(_metadata, self, NULL);
+}
+
+TEST_F_TIMEOUT(failslab, registration_existing_process_keyring, 120)
+{
+	registration(_metadata, self, (void *)1);
+}
+
+/* Every allocation of a dispatch fails in turn: the requester gets ENOMEM or EAGAIN at once. */
+TEST_F_TIMEOUT(failslab, dispatch, 180)
+{
+	int n, failed = 0, pending = -1;
+	long key;
+	char buf[64];
+
+	ASSERT_EQ(0, agent_start(&self->agent, NULL));
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_request, "dispatch");
+
+		TH_LOG("allocation %d: %s, request_key: %ld%s%s in %ld ms", n,
+		       o.left == 0 ? "failed" : "not reached", o.ret, o.ret < 0 ? " " : "",
+		       o.ret < 0 ? strerror(-o.ret) : "", o.ms);
+		if (o.left != 0) {
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		/* ENOMEM, or EAGAIN when the signal cannot be queued; at once. */
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_TRUE(o.ret == -ENOMEM || o.ret == -EAGAIN);
+		}
+		EXPECT_GT(5000, o.ms);
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+	reset(FAILSLAB);
+
+	/* The agent holds nothing, no authorisation key is left, and it still answers. */
+	EXPECT_TRUE(wait_for(count_keys("keyagent", &pending) == 1 && pending == 0, 5000));
+	EXPECT_TRUE(wait_for(count_keys(".request_key_auth", NULL) == 0, 5000));
+	key = request("user", "failslab-dispatch-after", "after", 0);
+	ASSERT_LT(0, key);
+	ASSERT_LT(0, payload(key, buf, sizeof(buf)));
+	EXPECT_STREQ("agent:after", buf);
+	agent_stop(&self->agent);
+	EXPECT_EQ(self->nkeys, nkeys_after());
+}
+
+/* Every allocation under the reaper fails: constructions still end, nothing is left. */
+TEST_F_TIMEOUT(failslab, reaper, 180)
+{
+	const char *ignore[] = { "-i", NULL };
+	struct range reaper;
+	long injected, routed;
+	pid_t req[3];
+	int i, pending = -1;
+	char desc[64], buf[64];
+
+	if (symbol_range("6Broker12reap_pending", 1, &reaper) != 0)
+		SKIP(return, "no reap_pending symbol in /proc/kallsyms");
+	TH_LOG("reaper code: %#lx-%#lx", reaper.start, reaper.end);
+	ASSERT_EQ(0, agent_start(&self->agent, NULL));
+	filter(FAILSLAB, reaper);
+	knob(FAILSLAB, "times", "100000");
+	knob(FAILSLAB, "probability", "100");
+
+	/* Answered constructions. */
+	for (i = 0; i < 10; i++) {
+		long key;
+
+		snprintf(desc, sizeof(desc), "failslab-reaper-%d", i);
+		key = request("user", desc, "r", 0);
+		ASSERT_LT(0, key);
+		ASSERT_LT(0, payload(key, buf, sizeof(buf)));
+		ASSERT_STREQ("agent:r", buf);
+	}
+	/* Timed out ones. */
+	agent_stop(&self->agent);
+	ASSERT_EQ(0, agent_start(&self->agent, ignore));
+	ASSERT_EQ(0, param_set("request_timeout", "1"));
+	for (i = 0; i < 3; i++) {
+		snprintf(desc, sizeof(desc), "failslab-reaper-timeout-%d", i);
+		EXPECT_EQ(-ETIMEDOUT, request("user", desc, "r", 0));
+	}
+	ASSERT_EQ(0, param_set("request_timeout", "30"));
+	/* Orphaned ones. */
+	routed = stat_read("routed");
+	for (i = 0; i < 3; i++) {
+		snprintf(desc, sizeof(desc), "failslab-reaper-orphan-%d", i);
+		req[i] = request_in_child(desc);
+	}
+	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 3, 10000));
+	agent_stop(&self->agent);
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(EOWNERDEAD, wait_child(req[i], 5000));
+
+	injected = 100000 - knob_read(FAILSLAB, "times");
+	reset(FAILSLAB);
+	TH_LOG("%ld allocations failed under the reaper", injected);
+	EXPECT_LT(0, injected);
+
+	/* The authorisation keys it could not unlink go with their constructions. */
+	EXPECT_TRUE(wait_for(count_keys(".request_key_auth", NULL) == 0, 10000));
+	EXPECT_TRUE(wait_for(count_keys("keyagent", &pending) == 0 || pending == 0, 5000));
+	EXPECT_EQ(self->nkeys, nkeys_after());
+}
+
+/* Every allocation of module init fails in turn: the load fails cleanly, or works. */
+TEST_F_TIMEOUT(failslab, module_init, 300)
+{
+	struct range initcall;
+	int n, failed = 0, ret;
+	long left, key;
+	char buf[64];
+
+	ASSERT_EQ(0, symbol_range("do_one_initcall", 0, &initcall));
+	ASSERT_EQ(0, unload());
+	filter(FAILSLAB, initcall);
+	for (n = 1; n <= MAX_NTH * 8; n++) {
+		ASSERT_EQ(0, fail_nth_set(n));
+		ret = load("");
+		left = fail_nth_left();
+		fail_nth_set(0);
+		TH_LOG("allocation %d: %s, finit_module: %d %s", n,
+		       left == 0 ? "failed" : "not reached", ret, ret ? strerror(-ret) : "");
+		if (left != 0) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		if (ret == 0) {
+			/* The failure was tolerated (debugfs): the module must work. */
+			ASSERT_LT(0, add("keyagent", "user", "40", 2, KEY_SPEC_THREAD_KEYRING));
+			ASSERT_EQ(0, unload());
+			continue;
+		}
+		failed++;
+		EXPECT_TRUE(ret == -ENOMEM || ret == -EINVAL);
+		EXPECT_FALSE(module_loaded());
+		/* The key type did not stay registered. */
+		EXPECT_EQ(-ENODEV, add("keyagent", "user", "40", 2, KEY_SPEC_THREAD_KEYRING));
+	}
+	reset(FAILSLAB);
+	ASSERT_LT(0, failed);
+	ASSERT_TRUE(module_loaded());
+
+	ASSERT_EQ(0, agent_start(&self->agent, NULL));
+	key = request("user", "failslab-init-after", "i", 0);
+	ASSERT_LT(0, key);
+	ASSERT_LT(0, payload(key, buf, sizeof(buf)));
+	EXPECT_STREQ("agent:i", buf);
+}
+
+/* Unloading with constructions pending, each allocation of module exit failing in turn. */
+TEST_F_TIMEOUT(failslab, module_exit_with_pending, 300)
+{
+	const char *ignore[] = { "-i", NULL };
+	int n, i, injected = 0, ret;
+	long left, routed;
+	pid_t req[2];
+	char desc[64];
+
+	for (n = 1; n <= 16; n++) {
+		ASSERT_EQ(0, agent_start(&self->agent, ignore));
+		routed = stat_read("routed");
+		for (i = 0; i < 2; i++) {
+			snprintf(desc, sizeof(desc), "failslab-exit-%d-%d", n, i);
+			req[i] = request_in_child(desc);
+		}
+		ASSERT_TRUE(wait_for(stat_read("routed") == routed + 2, 10000));
+
+		filter(FAILSLAB, self->module);
+		ASSERT_EQ(0, fail_nth_set(n));
+		ret = unload();
+		left = fail_nth_left();
+		fail_nth_set(0);
+		reset(FAILSLAB);
+		TH_LOG("allocation %d: %s, delete_module: %d", n,
+		       left == 0 ? "failed" : "not reached", ret);
+		ASSERT_EQ(0, ret);
+		for (i = 0; i < 2; i++)
+			EXPECT_EQ(ECANCELED, wait_child(req[i], 5000));
+		agent_stop(&self->agent);
+		ASSERT_EQ(0, load(""));
+		if (left != 0)
+			break;
+		injected++;
+	}
+	ASSERT_LT(0, injected);
+	EXPECT_TRUE(wait_for(count_keys(".request_key_auth", NULL) == 0, 10000));
+	EXPECT_EQ(self->nkeys, nkeys_after());
+}
+
+/* fail_function on should_failslab, filtered to the registration code, does the same. */
+TEST_F_TIMEOUT(failslab, fail_function_registration, 120)
+{
+	struct range preparse;
+	struct outcome o;
+
+	if (access(FAILFUNC "inject", W_OK))
+		SKIP(return, "fail_function not available");
+	if (symbol_range("AgentKeyTypeE8preparseB", 1, &preparse) != 0)
+		SKIP(return, "no preparse symbol in /proc/kallsyms");
+	reset(FAILFUNC);
+	ASSERT_EQ(0, write_file(FAILFUNC "inject", "should_failslab"));
+	/* -ENOMEM, as the u64 debugfs reads. */
+	ASSERT_EQ(0, write_file(FAILFUNC "should_failslab/retval", "0xfffffffffffffff4"));
+	filter(FAILFUNC, preparse);
+	knob(FAILFUNC, "times", "1000");
+	knob(FAILFUNC, "probability", "100");
+
+	o = in_child(0, op_register, NULL);
+	EXPECT_EQ(-ENOMEM, o.ret);
+	TH_LOG("%ld allocations failed under %#lx-%#lx", 1000 - knob_read(FAILFUNC, "times"),
+	       preparse.start, preparse.end);
+	EXPECT_LT(0, 1000 - knob_read(FAILFUNC, "times"));
+
+	write_file(FAILFUNC "inject", " ");
+	reset(FAILFUNC);
+	o = in_child(0, op_register, NULL);
+	EXPECT_LT(0, o.ret);
+	ASSERT_TRUE(wait_for(count_keys("keyagent", NULL) == 0, 5000));
+	EXPECT_EQ(self->nkeys, nkeys_after());
+}
+
+TEST_HARNESS_MAIN
