@@ -4,6 +4,7 @@
  * to /sbin/request-key (whose test handler answers "request-key:<callout>").
  */
 #include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include "kselftest_harness.h"
 #include "keyagent_util.h"

@@ -15,7 +15,6 @@
  * keyagent key, -l FILE append one line per request ("serial code pid uid")
  * to FILE.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <keyutils.h>
 #include <signal.h>
