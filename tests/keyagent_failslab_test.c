@@ -25,7 +25,6 @@
 
 #define FAILSLAB "/sys/kernel/debug/failslab/"
 #define FAILFUNC "/sys/kernel/debug/fail_function/"
-#define MODULE_PATH "/lib/keyagent/keyagent.ko"
 #define MAX_NTH 64
 
 struct range {
@@ -104,27 +103,6 @@ static void filter(const char *dir, struct range r)
 	knob(dir, "verbose", "1");
 	if (strcmp(dir, FAILSLAB) == 0)
 		knob(dir, "ignore-gfp-wait", "N");
-}
-
-/* The module's core (text and data) from /proc/modules. */
-static int module_range(struct range *r)
-{
-	FILE *f = fopen("/proc/modules", "r");
-	char line[256], name[64];
-	unsigned long size, base;
-	int found = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63s %lu %*d %*s %*s %lx", name, &size, &base) == 3 &&
-		    strcmp(name, "keyagent") == 0 && base) {
-			r->start = base;
-			r->end = base + size;
-			found = 1;
-		}
-	fclose(f);
-	return found ? 0 : -1;
 }
 
 /*
@@ -302,56 +280,6 @@ static long op_request(int n, void *arg)
 	return request("user", desc, "x", 0);
 }
 
-static int load(const char *params)
-{
-	int fd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(__NR_finit_module, fd, params, 0) < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static int unload(void)
-{
-	int i;
-
-	for (i = 0; i < 500; i++) {
-		if (syscall(__NR_delete_module, "keyagent", O_NONBLOCK) == 0)
-			return 0;
-		if (errno != EAGAIN && errno != EBUSY && errno != EWOULDBLOCK)
-			return -errno;
-		usleep(10000);
-	}
-	return -ETIMEDOUT;
-}
-
-/* A request in a child: its exit status is the errno it got (0: a key). */
-static pid_t request_in_child(const char *desc)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		long ret = request("user", desc, "x", 0);
-
-		_exit(ret < 0 ? -ret : 0);
-	}
-	return pid;
-}
-
-static int wait_child(pid_t pid, long ms)
-{
-	int status;
-
-	if (!wait_for(waitpid(pid, &status, WNOHANG) == pid, ms)) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 FIXTURE(failslab) {
 	struct agent agent;
 	struct range module;
@@ -363,9 +291,9 @@ FIXTURE_SETUP(failslab)
 	self->agent.pid = 0;
 	if (access(FAILSLAB "probability", W_OK) || access("/proc/thread-self/fail-nth", W_OK))
 		SKIP(return, "failslab or fail-nth not available");
-	if (!module_loaded() && load("") != 0)
+	if (!module_loaded() && module_load("") != 0)
 		SKIP(return, "keyagent module not loaded");
-	ASSERT_EQ(0, module_range(&self->module));
+	ASSERT_EQ(0, module_range(&self->module.start, &self->module.end));
 	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
 	reset(FAILSLAB);
 	param_set("request_timeout", "30");
@@ -381,7 +309,7 @@ FIXTURE_TEARDOWN(failslab)
 	}
 	agent_stop(&self->agent);
 	if (!module_loaded())
-		load("");
+		module_load("");
 	param_set("request_timeout", "30");
 }
 
@@ -511,7 +439,7 @@ TEST_F_TIMEOUT(failslab, reaper, 180)
 	routed = stat_read("routed");
 	for (i = 0; i < 3; i++) {
 		snprintf(desc, sizeof(desc), "failslab-reaper-orphan-%d", i);
-		req[i] = request_in_child(desc);
+		req[i] = request_in_child(desc, "x");
 	}
 	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 3, 10000));
 	agent_stop(&self->agent);
@@ -538,11 +466,11 @@ TEST_F_TIMEOUT(failslab, module_init, 300)
 	char buf[64];
 
 	ASSERT_EQ(0, symbol_range("do_one_initcall", 0, &initcall));
-	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, module_unload(5000));
 	filter(FAILSLAB, initcall);
 	for (n = 1; n <= MAX_NTH * 8; n++) {
 		ASSERT_EQ(0, fail_nth_set(n));
-		ret = load("");
+		ret = module_load("");
 		left = fail_nth_left();
 		fail_nth_set(0);
 		TH_LOG("allocation %d: %s, finit_module: %d %s", n,
@@ -554,7 +482,7 @@ TEST_F_TIMEOUT(failslab, module_init, 300)
 		if (ret == 0) {
 			/* The failure was tolerated (debugfs): the module must work. */
 			ASSERT_LT(0, add("keyagent", "user", "40", 2, KEY_SPEC_THREAD_KEYRING));
-			ASSERT_EQ(0, unload());
+			ASSERT_EQ(0, module_unload(5000));
 			continue;
 		}
 		failed++;
@@ -588,13 +516,13 @@ TEST_F_TIMEOUT(failslab, module_exit_with_pending, 300)
 		routed = stat_read("routed");
 		for (i = 0; i < 2; i++) {
 			snprintf(desc, sizeof(desc), "failslab-exit-%d-%d", n, i);
-			req[i] = request_in_child(desc);
+			req[i] = request_in_child(desc, "x");
 		}
 		ASSERT_TRUE(wait_for(stat_read("routed") == routed + 2, 10000));
 
 		filter(FAILSLAB, self->module);
 		ASSERT_EQ(0, fail_nth_set(n));
-		ret = unload();
+		ret = module_unload(5000);
 		left = fail_nth_left();
 		fail_nth_set(0);
 		reset(FAILSLAB);
@@ -604,7 +532,7 @@ TEST_F_TIMEOUT(failslab, module_exit_with_pending, 300)
 		for (i = 0; i < 2; i++)
 			EXPECT_EQ(ECANCELED, wait_child(req[i], 5000));
 		agent_stop(&self->agent);
-		ASSERT_EQ(0, load(""));
+		ASSERT_EQ(0, module_load(""));
 		if (left != 0)
 			break;
 		injected++;

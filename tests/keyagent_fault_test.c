@@ -8,32 +8,6 @@
 #include "kselftest_harness.h"
 #include "keyagent_util.h"
 
-/* A requester in a child process; its exit status is the errno it got (0: a key). */
-static pid_t request_in_child(const char *desc, const char *callout)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		long ret = request("user", desc, callout, 0);
-
-		_exit(ret < 0 ? -ret : 0);
-	}
-	return pid;
-}
-
-/* Waits up to @ms for @pid; returns its exit status, or -1 if it is still running. */
-static int wait_child(pid_t pid, long ms)
-{
-	int status;
-
-	if (!wait_for(waitpid(pid, &status, WNOHANG) == pid, ms)) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 FIXTURE(fault) {
 	struct agent agent;
 };

@@ -69,7 +69,6 @@
 #define KEY_SPEC_REQUESTOR_KEYRING -8
 #endif
 
-#define MODULE_PATH "/lib/keyagent/keyagent.ko"
 #define TIMEOUT_S 3		/* request_timeout during the run */
 #define SLACK_MS 10000		/* a syscall may block this much longer */
 #define LIMIT_MS (TIMEOUT_S * 1000 + SLACK_MS)

@@ -31,27 +31,6 @@ static int knob_ulong(const char *name, unsigned long value)
 	return knob(name, buf);
 }
 
-/* The module's core (text and data), from /proc/modules. */
-static int module_range(unsigned long *start, unsigned long *end)
-{
-	FILE *f = fopen("/proc/modules", "r");
-	char line[256], name[64];
-	unsigned long size, base;
-	int found = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63s %lu %*d %*s %*s %lx", name, &size, &base) == 3 &&
-		    strcmp(name, "keyagent") == 0 && base) {
-			*start = base;
-			*end = base + size;
-			found = 1;
-		}
-	fclose(f);
-	return found ? 0 : -1;
-}
-
 static void failslab_off(void)
 {
 	knob("ignore-gfp-wait", "Y");

@@ -33,7 +33,6 @@
 #include "kselftest.h"
 #include "keyagent_util.h"
 
-#define MODULE_PATH "/lib/keyagent/keyagent.ko"
 #define TIMEOUT_S 10		/* request_timeout during the run */
 /*
  * A request is hung past this. Not request_timeout + 10 s: while the module
@@ -301,20 +300,17 @@ static void dump_tasks(void)
 	fflush(stdout);
 }
 
+/* Loads the module, retrying while an unload is still under way. */
 static int load_module(const char *params)
 {
-	int fd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC), i;
-	long ret = -1;
+	int i, ret = -1;
 
-	if (fd < 0)
-		return -errno;
 	for (i = 0; i < 100; i++) {
-		ret = syscall(__NR_finit_module, fd, params, 0) < 0 ? -errno : 0;
+		ret = module_load(params);
 		if (ret != -EBUSY && ret != -EAGAIN)
 			break;
 		sleep_ms(20);
 	}
-	close(fd);
 	return ret == -EEXIST ? 0 : ret;
 }
 

@@ -9,35 +9,8 @@
 #include "kselftest_harness.h"
 #include "keyagent_util.h"
 
-#define MODULE_PATH "/lib/keyagent/keyagent.ko"
 #define CYCLES 20
 #define REQUESTERS 3
-
-static int load(void)
-{
-	int fd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(__NR_finit_module, fd, "", 0);
-	close(fd);
-	return ret < 0 ? -errno : 0;
-}
-
-/* Unloads, retrying while a construction holds the module (EAGAIN, EBUSY). */
-static int unload(void)
-{
-	int i;
-
-	for (i = 0; i < 500; i++) {
-		if (syscall(__NR_delete_module, "keyagent", O_NONBLOCK) == 0)
-			return 0;
-		if (errno != EAGAIN && errno != EBUSY && errno != EWOULDBLOCK)
-			return -errno;
-		usleep(10000);
-	}
-	return -ETIMEDOUT;
-}
 
 /* Requests until told to stop; exits 0 if every result was an expected one. */
 static int requester(int id, volatile int *stop)
@@ -78,7 +51,7 @@ FIXTURE_TEARDOWN(unload)
 {
 	agent_stop(&self->agent);
 	if (!module_loaded())
-		load();
+		module_load("");
 }
 
 TEST_F_TIMEOUT(unload, cycles_under_load, 600)
@@ -98,13 +71,13 @@ TEST_F_TIMEOUT(unload, cycles_under_load, 600)
 	}
 	for (i = 0; i < CYCLES; i++) {
 		if (!module_loaded())
-			ASSERT_EQ(0, load());
+			ASSERT_EQ(0, module_load(""));
 		ASSERT_EQ(0, agent_start(&self->agent, NULL));
 		usleep(200000);
-		ASSERT_EQ(0, unload()) TH_LOG("cycle %d", i);
+		ASSERT_EQ(0, module_unload(5000)) TH_LOG("cycle %d", i);
 		agent_stop(&self->agent);
 	}
-	ASSERT_EQ(0, load());
+	ASSERT_EQ(0, module_load(""));
 	*stop = 1;
 	for (i = 0; i < REQUESTERS; i++) {
 		/* A requester may be in a fallback construction: a few seconds at most. */

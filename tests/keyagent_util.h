@@ -25,6 +25,7 @@
 #define AGENT_PATH "/tests/keyagent-test-agent"
 #define PARAMS_DIR "/sys/module/keyagent/parameters/"
 #define STATS_DIR "/sys/kernel/debug/keyagent/"
+#define MODULE_PATH "/lib/keyagent/keyagent.ko"
 
 struct agent {
 	pid_t pid;
@@ -208,5 +209,83 @@ static inline int key_gone(key_serial_t key)
 		usleep(10000);						\
 	__ok;								\
 })
+
+/* finit_module() of the keyagent module with @params: 0 or -errno. */
+static inline int module_load(const char *params)
+{
+	int fd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/*
+ * delete_module(), retrying for up to @ms while constructions hold the module
+ * (EAGAIN, EBUSY): 0 or -errno.
+ */
+static inline int module_unload(long ms)
+{
+	long deadline = now_ms() + ms;
+
+	for (;;) {
+		if (syscall(__NR_delete_module, "keyagent", O_NONBLOCK) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EBUSY && errno != EWOULDBLOCK)
+			return -errno;
+		if (now_ms() >= deadline)
+			return -ETIMEDOUT;
+		usleep(10000);
+	}
+}
+
+/* The module's core (text and data), from /proc/modules. */
+static inline int module_range(unsigned long *start, unsigned long *end)
+{
+	FILE *f = fopen("/proc/modules", "r");
+	char line[256], name[64];
+	unsigned long size, base;
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lu %*d %*s %*s %lx", name, &size, &base) == 3 &&
+		    strcmp(name, "keyagent") == 0 && base) {
+			*start = base;
+			*end = base + size;
+			found = 1;
+		}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+/* A request in a child: its exit status is the errno it got (0: a key). */
+static inline pid_t request_in_child(const char *desc, const char *callout)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		long ret = request("user", desc, callout, 0);
+
+		_exit(ret < 0 ? -ret : 0);
+	}
+	return pid;
+}
+
+/* Waits up to @ms for @pid; returns its exit status, or -1 if it is still running. */
+static inline int wait_child(pid_t pid, long ms)
+{
+	int status;
+
+	if (!wait_for(waitpid(pid, &status, WNOHANG) == pid, ms)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 #endif /* _KEYAGENT_UTIL_H */
