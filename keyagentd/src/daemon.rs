@@ -212,26 +212,31 @@ impl Daemon {
                 self.shutdown();
                 return Ok(0);
             }
-            let timeout = match self.next_deadline() {
-                None => PollTimeout::NONE,
+            // With no handler running, nothing is due but signals: block in
+            // read() itself, one system call per signal instead of two.
+            let readable = match self.next_deadline() {
+                None => true,
                 Some(deadline) => {
                     let wait = deadline.saturating_duration_since(Instant::now());
                     // Round up, so the deadline has passed when poll returns.
-                    PollTimeout::try_from(wait.as_nanos().div_ceil(1_000_000))
-                        .unwrap_or(PollTimeout::MAX)
+                    let timeout = PollTimeout::try_from(wait.as_nanos().div_ceil(1_000_000))
+                        .unwrap_or(PollTimeout::MAX);
+                    let mut fds = [PollFd::new(self.signalfd.as_fd(), PollFlags::POLLIN)];
+                    match poll(&mut fds, timeout) {
+                        Ok(n) => n > 0,
+                        Err(Errno::EINTR) => false,
+                        Err(err) => {
+                            self.shutdown();
+                            return Err(format!("poll: {err}"));
+                        }
+                    }
                 }
             };
-            let mut fds = [PollFd::new(self.signalfd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(err) => {
+            if readable {
+                if let Err(err) = self.read_signal() {
                     self.shutdown();
-                    return Err(format!("poll: {err}"));
+                    return Err(format!("reading signals: {err}"));
                 }
-            }
-            if let Err(err) = self.read_signals() {
-                self.shutdown();
-                return Err(format!("reading signals: {err}"));
             }
             self.expire_handlers();
         }
@@ -245,10 +250,13 @@ impl Daemon {
             .min()
     }
 
-    /// Handles one queued signal, if any: poll is level-triggered, so the
-    /// next one wakes it again, without a read that finds the queue empty.
-    fn read_signals(&mut self) -> Result<(), Errno> {
-        if let Some(info) = self.signalfd.read_signal()? {
+    /// Waits for one signal and handles it; returns early (EINTR) without.
+    fn read_signal(&mut self) -> Result<(), Errno> {
+        let info = match self.signalfd.read_signal() {
+            Err(Errno::EINTR) => None,
+            result => result?,
+        };
+        if let Some(info) = info {
             let signo = info.ssi_signo as i32;
             if signo == self.settings.signal {
                 if info.ssi_code == KEYAGENT_SI_CODE {
@@ -507,7 +515,10 @@ impl Daemon {
         }
 
         // Requests signalled but not read yet.
-        while let Ok(Some(info)) = self.signalfd.read_signal() {
+        while self.signal_queued() {
+            let Ok(Some(info)) = self.signalfd.read_signal() else {
+                break;
+            };
             if info.ssi_signo as i32 == self.settings.signal && info.ssi_code == KEYAGENT_SI_CODE {
                 self.cancel(info.ssi_int);
             }
@@ -528,6 +539,12 @@ impl Daemon {
         for pid in self.handlers.keys() {
             warn!("handler pid {pid} did not exit after SIGKILL");
         }
+    }
+
+    /// Whether a signal is queued, so that reading the signalfd does not block.
+    fn signal_queued(&self) -> bool {
+        let mut fds = [PollFd::new(self.signalfd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
     /// Rejects a pending construction with ECANCELED, if it is still pending.

@@ -121,22 +121,36 @@ impl Description {
 /// Describes any key, of any type (with authority assumed, also the key
 /// under construction).
 pub fn describe(serial: Serial) -> Result<Description, Errno> {
+    let mut buffer = keyctl_into_buffer(libc::KEYCTL_DESCRIBE, serial)?;
+    // The length includes the terminating NUL.
+    buffer.pop();
+    Description::parse(&buffer).ok_or(Errno::EINVAL)
+}
+
+/// A key's payload (a keyring's: the serials it links).
+pub fn read(serial: Serial) -> Result<Vec<u8>, Errno> {
+    keyctl_into_buffer(libc::KEYCTL_READ, serial)
+}
+
+/// Runs a keyctl operation that fills a buffer and returns the length it
+/// needs, growing the buffer until the result fits. Small first: most
+/// results are tens of bytes, and a large buffer costs more than a retry.
+fn keyctl_into_buffer(operation: libc::c_uint, serial: Serial) -> Result<Vec<u8>, Errno> {
     let mut buffer = vec![0u8; 256];
     loop {
         // SAFETY: the kernel writes at most buffer.len() bytes into buffer.
         let needed = Errno::result(unsafe {
             libc::syscall(
                 libc::SYS_keyctl,
-                libc::KEYCTL_DESCRIBE as libc::c_long,
+                operation as libc::c_long,
                 serial as libc::c_long,
                 buffer.as_mut_ptr(),
                 buffer.len() as libc::c_long,
             )
         })? as usize;
         if needed <= buffer.len() {
-            // The length includes the terminating NUL.
-            buffer.truncate(needed.saturating_sub(1));
-            return Description::parse(&buffer).ok_or(Errno::EINVAL);
+            buffer.truncate(needed);
+            return Ok(buffer);
         }
         buffer.resize(needed, 0);
     }
@@ -172,9 +186,7 @@ impl Authority {
 
     /// The callout information of the construction.
     pub fn callout(&self) -> Result<Vec<u8>, Errno> {
-        key(libc::KEY_SPEC_REQKEY_AUTH_KEY)
-            .read_to_vec()
-            .map_err(errno_of)
+        read(libc::KEY_SPEC_REQKEY_AUTH_KEY)
     }
 
     /// Instantiates the key with `payload`, linking it nowhere else.
@@ -233,7 +245,7 @@ pub fn constructions_in_process_keyring() -> Vec<Serial> {
 
 /// The serials linked in a keyring (empty if it cannot be read).
 fn keyring_contents(keyring: Serial) -> Vec<Serial> {
-    let Ok(contents) = key(keyring).read_to_vec() else {
+    let Ok(contents) = read(keyring) else {
         return Vec::new();
     };
     contents

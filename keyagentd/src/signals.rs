@@ -14,7 +14,7 @@ pub fn usable_realtime_signals() -> std::ops::RangeInclusive<i32> {
 }
 
 /// Blocks the stop signals, SIGCHLD and the realtime signal `agent_signal` in
-/// the calling thread, and returns a non-blocking signalfd reading them.
+/// the calling thread, and returns a (blocking) signalfd reading them.
 ///
 /// Children started with `std::process::Command` get an empty signal mask
 /// again, and the descriptor is close-on-exec.
@@ -38,5 +38,5 @@ pub fn block_and_open(agent_signal: i32) -> Result<SignalFd, Errno> {
     // SAFETY: raw was initialised by SigSet::empty() and sigaddset().
     let set = unsafe { SigSet::from_sigset_t_unchecked(raw) };
     set.thread_block()?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
 }
