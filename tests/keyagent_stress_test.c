@@ -161,11 +161,12 @@ static void requester_main(int group, int index)
 		if (sh->limit && n >= sh->limit)
 			break;
 		/*
-		 * The kernel charges a keyring's owner 4 bytes of quota per link
-		 * ever made and gives them back only when the keyring dies, from
-		 * a 16-bit count (key->quotalen) that wraps past 64 KiB. A fresh
-		 * destination keyring every 1000 keys, replacing the last one,
-		 * keeps that kernel behaviour out of the baseline check.
+		 * The kernel charges a keyring's owner 4 bytes of quota per link.
+		 * Links the garbage collector removes (the keys are invalidated)
+		 * are given back only when the keyring dies, from a 16-bit count
+		 * (key->quotalen) that wraps past 64 KiB. A fresh destination
+		 * keyring every 1000 keys, replacing the last one, keeps that
+		 * kernel behaviour out of the baseline check.
 		 */
 		if (made++ % 1000 == 0)
 			dest = add("keyring", "stress:dest", NULL, 0, KEY_SPEC_PROCESS_KEYRING);
