@@ -46,9 +46,7 @@ else
 	failed=$((failed + 1))
 fi
 
-scripts/kernel.sh debug >/dev/null
-say "building the module, tests and guest image"
-scripts/build-guest.sh >/dev/null
+build_debug_guest
 
 log=$KEYAGENT_BUILD/check.log
 job=$(mktemp)

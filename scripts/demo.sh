@@ -7,9 +7,7 @@ cd "$KEYAGENT_ROOT"
 
 start=$(now_s)
 scripts/setup.sh
-scripts/kernel.sh debug >/dev/null
-say "building the module and the guest image"
-scripts/build-guest.sh >/dev/null
+build_debug_guest
 say "booting the debug kernel under QEMU (TCG); console log: $KEYAGENT_BUILD/demo.log"
 scripts/vm-run.sh --timeout 600 --log "$KEYAGENT_BUILD/demo.log" scripts/guest/demo.sh
 say "demo done in $(elapsed "$start")"

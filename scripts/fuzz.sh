@@ -35,9 +35,7 @@ args+=(-d "$duration")
 
 start=$(now_s)
 scripts/setup.sh
-scripts/kernel.sh debug >/dev/null
-say "building the module, tests and guest image"
-scripts/build-guest.sh >/dev/null
+build_debug_guest
 
 log=$KEYAGENT_BUILD/fuzz.log
 job=$(mktemp)

@@ -45,3 +45,11 @@ run_logged() {
 		exit 1
 	fi
 }
+
+# The debug kernel (built if stale) and the guest image with the module, the
+# tests and keyagentd, for the scripts that boot it.
+build_debug_guest() {
+	scripts/kernel.sh debug >/dev/null
+	say "building the module, tests and guest image"
+	scripts/build-guest.sh >/dev/null
+}
