@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Input of the module's own bindgen run (see Kbuild). */
+#include <linux/capability.h>
 #include <linux/cred.h>
+#include <linux/err.h>
 #include <linux/debugfs.h>
 #include <linux/ftrace.h>
 #include <linux/key.h>

@@ -3,18 +3,30 @@
  * C wrappers for static inlines and macros, and the module parameters.
  */
 #include <linux/cred.h>
+#include <linux/ctype.h>
 #include <linux/ftrace.h>
 #include <linux/jiffies.h>
 #include <linux/key.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/nsproxy.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/sched/coredump.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/signal.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/user_namespace.h>
 #include <linux/workqueue.h>
+#include <net/net_namespace.h>
+
+/* struct keyring_search_context, to read the domain a search is made in. */
+#include <../security/keys/internal.h>
 
 #include "keyagent_helpers.h"
 
@@ -27,6 +39,63 @@ static unsigned int max_pending = 128;
 module_param(max_pending, uint, 0644);
 MODULE_PARM_DESC(max_pending,
 		 "Constructions one agent may have in flight; more fail at once with EBUSY (default 128)");
+
+/*
+ * global_types: the key types with a global cache (no network namespace tag)
+ * that scoped agents may serve, comma separated. Kept in a buffer of our own
+ * so that the routing code can copy it without sleeping.
+ */
+#define GLOBAL_TYPES_MAX 256
+static char global_types[GLOBAL_TYPES_MAX];
+static DEFINE_SPINLOCK(global_types_lock);
+
+static int global_types_set(const char *val, const struct kernel_param *kp)
+{
+	size_t len = strcspn(val, "\n"), i;
+
+	if (len >= GLOBAL_TYPES_MAX || (val[len] && strcmp(val + len, "\n")))
+		return -EINVAL;
+	for (i = 0; i < len; i++)
+		if (!isgraph(val[i]))
+			return -EINVAL;
+	spin_lock(&global_types_lock);
+	memcpy(global_types, val, len);
+	global_types[len] = 0;
+	spin_unlock(&global_types_lock);
+	return 0;
+}
+
+static int global_types_get(char *buffer, const struct kernel_param *kp)
+{
+	int n;
+
+	spin_lock(&global_types_lock);
+	n = scnprintf(buffer, PAGE_SIZE, "%s\n", global_types);
+	spin_unlock(&global_types_lock);
+	return n;
+}
+
+static const struct kernel_param_ops global_types_ops = {
+	.set = global_types_set,
+	.get = global_types_get,
+};
+module_param_cb(global_types, &global_types_ops, NULL, 0644);
+MODULE_PARM_DESC(global_types,
+		 "Key types with a global cache (no network namespace tag) that agents scoped to a network namespace may serve, comma separated; only CAP_SYS_ADMIN in the initial user namespace may register such agents (default: none)");
+
+/* Copies global_types into @buf (NUL-terminated) and returns its length. */
+size_t keyagent_param_global_types(char *buf, size_t size)
+{
+	ssize_t len;
+
+	spin_lock(&global_types_lock);
+	len = strscpy(buf, global_types, size);
+	spin_unlock(&global_types_lock);
+	return len < 0 ? 0 : len;
+}
+
+/* dns_resolver first: its lookups are hooked at load time (see rust/sys/ftrace.rs). */
+MODULE_SOFTDEP("pre: dns_resolver");
 
 unsigned int keyagent_param_request_timeout(void)
 {
@@ -43,14 +112,119 @@ struct key *keyagent_key_get(struct key *key)
 	return key_get(key);
 }
 
+/* A new reference on @key unless its count already dropped to zero. */
+bool keyagent_key_tryget(struct key *key)
+{
+	return refcount_inc_not_zero(&key->usage);
+}
+
 short keyagent_key_read_state(const struct key *key)
 {
 	return key_read_state(key);
 }
 
+bool keyagent_key_is_dead(const struct key *key)
+{
+	return test_bit(KEY_FLAG_DEAD, &key->flags);
+}
+
+void keyagent_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void keyagent_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
 const struct cred *keyagent_current_cred(void)
 {
 	return current_cred();
+}
+
+const struct cred *keyagent_get_current_cred(void)
+{
+	return get_current_cred();
+}
+
+void keyagent_put_cred(const struct cred *cred)
+{
+	put_cred(cred);
+}
+
+/* Whether current acts under credentials other than its own (override_creds()). */
+bool keyagent_current_has_override_cred(void)
+{
+	return current->cred != current->real_cred;
+}
+
+bool keyagent_current_is_kthread(void)
+{
+	return current->flags & PF_KTHREAD;
+}
+
+/* Whether current may be dumped by its own user: it gained no privilege by exec. */
+bool keyagent_current_is_dumpable(void)
+{
+	return current->mm && get_dumpable(current->mm) == SUID_DUMP_USER;
+}
+
+bool keyagent_current_pid_is(struct pid *pid)
+{
+	return task_pid(current) == pid;
+}
+
+struct user_namespace *keyagent_user_ns_parent(const struct user_namespace *ns)
+{
+	return ns->parent;
+}
+
+kuid_t keyagent_user_ns_owner(const struct user_namespace *ns)
+{
+	return ns->owner;
+}
+
+/* The uid that is 0 in @ns (INVALID_UID if none is mapped). */
+kuid_t keyagent_user_ns_root(const struct user_namespace *ns)
+{
+	return make_kuid((struct user_namespace *)ns, 0);
+}
+
+/* A reference on current's network namespace, NULL if it has none (exiting). */
+struct net *keyagent_get_current_net(void)
+{
+	struct nsproxy *nsproxy = current->nsproxy;
+
+	return nsproxy ? get_net(nsproxy->net_ns) : NULL;
+}
+
+void keyagent_put_net(struct net *net)
+{
+	put_net(net);
+}
+
+const struct key_tag *keyagent_net_key_domain(const struct net *net)
+{
+	return net->key_domain;
+}
+
+unsigned int keyagent_net_inum(const struct net *net)
+{
+	return net->ns.inum;
+}
+
+struct user_namespace *keyagent_net_user_ns(const struct net *net)
+{
+	return net->user_ns;
+}
+
+/* The key domain of current's network namespace, NULL if it has none. */
+const struct key_tag *keyagent_current_net_key_domain(void)
+{
+	struct nsproxy *nsproxy = current->nsproxy;
+
+	return nsproxy ? nsproxy->net_ns->key_domain : NULL;
 }
 
 struct pid *keyagent_get_current_pid(void)
@@ -121,6 +295,22 @@ notrace unsigned long keyagent_ftrace_arg(struct ftrace_regs *fregs,
 	return ftrace_regs_get_argument(fregs, n);
 }
 
+#ifndef arch_ftrace_regs
+#define arch_ftrace_regs(fregs) (fregs)
+#endif
+
+/* Sets the second argument of the function being entered. */
+notrace void keyagent_ftrace_set_arg1(struct ftrace_regs *fregs, unsigned long value)
+{
+#if defined(CONFIG_X86_64)
+	arch_ftrace_regs(fregs)->regs.si = value;
+#elif defined(CONFIG_ARM64)
+	arch_ftrace_regs(fregs)->regs[1] = value;
+#else
+#error "keyagent: setting an argument from ftrace is only implemented for x86_64 and arm64"
+#endif
+}
+
 notrace void keyagent_ftrace_set_ip(struct ftrace_regs *fregs, unsigned long ip)
 {
 	ftrace_regs_set_instruction_pointer(fregs, ip);
@@ -140,6 +330,38 @@ notrace bool keyagent_try_module_get(void)
 void keyagent_module_put(void)
 {
 	module_put(THIS_MODULE);
+}
+
+/*
+ * Whether the key a keyring search compares with its match data (a
+ * key_match_data inside a keyring_search_context: every caller of a key type's
+ * cmp passes one) belongs to another key domain than the search. Lookups that
+ * iterate (such as dns_resolver's case-insensitive ones) do not check the
+ * domain themselves.
+ */
+notrace bool keyagent_search_crosses_domain(const struct key *key, const void *match_data)
+{
+	const struct keyring_search_context *ctx =
+		container_of(match_data, struct keyring_search_context, match_data);
+
+	return key->index_key.domain_tag != ctx->index_key.domain_tag;
+}
+
+/* Stands in for a key type's cmp: no match. */
+notrace bool keyagent_no_match(const struct key *key, const struct key_match_data *match_data)
+{
+	return false;
+}
+
+/*
+ * Waits until every task has passed a voluntary context switch or user space
+ * (RCU tasks); without CONFIG_TASKS_RCU (no preemption) this is
+ * synchronize_rcu(), which a task cannot pass inside a few instructions that
+ * have no preemption point.
+ */
+void keyagent_synchronize_rcu_tasks(void)
+{
+	synchronize_rcu_tasks();
 }
 
 void keyagent_init_delayed_work(struct delayed_work *dwork,

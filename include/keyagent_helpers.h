@@ -15,17 +15,32 @@ struct delayed_work;
 struct ftrace_regs;
 struct kernel_siginfo;
 struct key;
+struct key_tag;
+struct net;
 struct pid;
 struct seq_file;
 struct task_struct;
+struct user_namespace;
 struct work_struct;
 
 /* Keys. */
 struct key *keyagent_key_get(struct key *key);
+bool keyagent_key_tryget(struct key *key);
 short keyagent_key_read_state(const struct key *key);
+bool keyagent_key_is_dead(const struct key *key);
+
+/* RCU. */
+void keyagent_rcu_read_lock(void);
+void keyagent_rcu_read_unlock(void);
 
 /* Credentials and tasks. */
 const struct cred *keyagent_current_cred(void);
+const struct cred *keyagent_get_current_cred(void);
+void keyagent_put_cred(const struct cred *cred);
+bool keyagent_current_has_override_cred(void);
+bool keyagent_current_is_kthread(void);
+bool keyagent_current_is_dumpable(void);
+bool keyagent_current_pid_is(struct pid *pid);
 struct pid *keyagent_get_current_pid(void);
 pid_t keyagent_pid_seen_by(struct task_struct *task, struct pid *pid);
 uid_t keyagent_uid_for_siginfo(kuid_t uid);
@@ -34,12 +49,30 @@ void keyagent_put_task(struct task_struct *task);
 void keyagent_fill_rt_siginfo(struct kernel_siginfo *info, int sig, int code,
 			      pid_t pid, uid_t uid, int value);
 
+/* User namespaces. */
+struct user_namespace *keyagent_user_ns_parent(const struct user_namespace *ns);
+kuid_t keyagent_user_ns_owner(const struct user_namespace *ns);
+kuid_t keyagent_user_ns_root(const struct user_namespace *ns);
+
+/* Network namespaces and their key domains. */
+struct net *keyagent_get_current_net(void);
+void keyagent_put_net(struct net *net);
+const struct key_tag *keyagent_net_key_domain(const struct net *net);
+unsigned int keyagent_net_inum(const struct net *net);
+struct user_namespace *keyagent_net_user_ns(const struct net *net);
+const struct key_tag *keyagent_current_net_key_domain(void);
+
 /* The actor hook: called from the ftrace callback, so never traced. */
 unsigned long keyagent_ftrace_arg(struct ftrace_regs *fregs, unsigned int n);
+void keyagent_ftrace_set_arg1(struct ftrace_regs *fregs, unsigned long value);
 void keyagent_ftrace_set_ip(struct ftrace_regs *fregs, unsigned long ip);
 unsigned long keyagent_ftrace_ops_flags(void);
 bool keyagent_try_module_get(void);
 void keyagent_module_put(void);
+void keyagent_synchronize_rcu_tasks(void);
+bool keyagent_search_crosses_domain(const struct key *key, const void *match_data);
+struct key_match_data;
+bool keyagent_no_match(const struct key *key, const struct key_match_data *match_data);
 
 /* Deferred work and time. */
 void keyagent_init_delayed_work(struct delayed_work *dwork,
@@ -52,5 +85,6 @@ unsigned long keyagent_msecs_to_jiffies(unsigned int ms);
 /* Module parameters, read at the time of use. */
 unsigned int keyagent_param_request_timeout(void);
 unsigned int keyagent_param_max_pending(void);
+size_t keyagent_param_global_types(char *buf, size_t size);
 
 #endif /* _KEYAGENT_HELPERS_H */

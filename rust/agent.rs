@@ -1,29 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Agents and the `keyagent` key type that registers them.
 //!
-//! `add_key("keyagent", TYPE, SIGNAL, keyring)` makes the calling thread the agent for key type
-//! TYPE for every requester whose session keyring reaches the new key. The key's payload is the
-//! [`Agent`]; the key cannot be updated (a second `add_key()` with the same description
-//! replaces it in that keyring), reads back as the signal number in decimal, and stops routing
-//! when revoked, invalidated or unlinked. Constructions already handed to the agent stay with
-//! it until they end.
+//! `add_key("keyagent", TYPE, "SIGNAL[ SCOPE]", keyring)` makes the calling thread the agent for
+//! key type TYPE. Every agent serves the requesters whose session keyring reaches its key (and
+//! who trust it, see `crate::route`); an agent registered with the scope `net` also serves the
+//! kernel's own constructions of TYPE in the registrant's network namespace, if the registrant
+//! is admitted for that (see [`admit_net_scope`]). The key's payload is the [`Agent`]; the key
+//! cannot be updated (a second `add_key()` with the same description replaces it in that
+//! keyring), reads back as its payload text, and stops routing when revoked, invalidated or
+//! unlinked. Constructions already handed to the agent stay with it until they end.
+//!
+//! Every check is made before anything is created: a refused registration leaves nothing
+//! behind. An agent is dropped in process context only: by the key's destruction (the garbage
+//! collector), by `free_preparse` (the `add_key()` caller) or by the end of its last pending
+//! construction; route lookups only borrow it.
 
+use crate::delivery::{Delivery, SignalAgent};
 use crate::sys::{
-    key_type::{KeyType, SeqFile},
-    keys::{self, Key},
-    task::ThreadRef,
+    key_type::{KeyType, KeyTypeSlot, SeqFile},
+    keys::{DomainTag, Key},
+    ns::{self, NetRef, CAP_NET_ADMIN, CAP_SYS_ADMIN},
+    params,
 };
 use core::{
     fmt::Write,
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
-use kernel::{
-    c_str, fmt,
-    prelude::*,
-    str::{CStr, CString},
-    sync::{Arc, ArcBorrow},
-    types::ARef,
-};
+use kernel::{c_str, prelude::*, str::CStr, sync::Arc};
 
 /// Lowest and highest realtime signal of the kernel (`SIGRTMIN`, `SIGRTMAX`).
 const SIGRTMIN: u32 = 32;
@@ -32,22 +35,60 @@ const SIGRTMAX: u32 = 64;
 /// Longest key type name an agent may serve (`request_key()` takes at most 31 bytes).
 const TYPE_NAME_MAX: usize = crate::sys::KEYAGENT_TYPE_NAME_MAX;
 
-/// Numbers the agents' keyrings, whose descriptions must differ (a keyring replaces a link to
-/// another keyring of the same description).
-static NEXT_KEYRING_ID: AtomicU64 = AtomicU64::new(1);
+/// The scope word of agents that also serve the kernel's constructions in their network
+/// namespace.
+const NET_SCOPE: &[u8] = b"net";
 
-/// A registered agent: the thread to signal, and the keyring that receives authorisation keys.
-///
-/// That keyring is the module's own, linked into the agent's process keyring (where
-/// `keyctl_assume_authority()` finds its contents) and kept out of the agent's key quota: the
-/// garbage collector does not give back the quota of the links it removes, and every
-/// authorisation key dies after its construction. The agent holds no reference to its process
-/// keyring (which may link the agent's own key); only the one it registered with counts.
+/// The key types whose keys 6.12 tags with their network namespace (`KEY_TYPE_NET_DOMAIN`) and
+/// finds only in that namespace: rxrpc's lookups compare the tag. dns_resolver's do not (see
+/// `sys::ftrace::DomainIsolation`): it counts only while the module keeps its lookups apart
+/// ([`set_dns_resolver_isolated`]). Routing checks the flag of the type itself at every
+/// construction.
+const PER_NAMESPACE_TYPES: &[&[u8]] = &[b"rxrpc", b"rxrpc_s"];
+
+/// The dns_resolver key type.
+const DNS_RESOLVER: &[u8] = b"dns_resolver";
+
+/// Whether the module keeps dns_resolver lookups in their network namespace.
+static DNS_RESOLVER_ISOLATED: AtomicBool = AtomicBool::new(false);
+
+/// Records whether dns_resolver lookups are kept in their network namespace.
+pub(crate) fn set_dns_resolver_isolated(isolated: bool) {
+    DNS_RESOLVER_ISOLATED.store(isolated, Ordering::Relaxed);
+}
+
+/// Whether the kernel caches the keys of `type_name` per network namespace, finding them only
+/// there.
+fn cached_per_namespace(type_name: &[u8]) -> bool {
+    PER_NAMESPACE_TYPES.contains(&type_name)
+        || (type_name == DNS_RESOLVER && DNS_RESOLVER_ISOLATED.load(Ordering::Relaxed))
+}
+
+/// Which constructions of the kernel's an agent serves, besides its session's.
+pub(crate) enum Scope {
+    /// None: only requesters whose session keyring reaches the agent's key.
+    Session,
+    /// Those made in this network namespace.
+    Net {
+        net: NetRef,
+        /// Whether the type's keys are cached per namespace or globally.
+        cache: Cache,
+    },
+}
+
+/// Where the kernel caches the keys of a type an agent is scoped for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cache {
+    /// Per network namespace: the answer is found only in the agent's namespace.
+    PerNamespace,
+    /// Globally: every requester, in any namespace, finds the answer.
+    Global,
+}
+
+/// A registered agent: how it is told, what it serves, and its counters.
 pub(crate) struct Agent {
-    signal: u32,
-    thread: ThreadRef,
-    keyring: ARef<Key>,
-    process_keyring_serial: i32,
+    delivery: Delivery,
+    scope: Scope,
     sent: AtomicU64,
     pending: AtomicUsize,
     death_reported: AtomicBool,
@@ -55,30 +96,30 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    /// The realtime signal the agent asked for.
-    pub(crate) fn signal(&self) -> u32 {
-        self.signal
+    /// How the agent is told.
+    pub(crate) fn delivery(&self) -> &Delivery {
+        &self.delivery
     }
 
-    /// The registering thread, which receives the signals.
-    pub(crate) fn thread(&self) -> &ThreadRef {
-        &self.thread
+    /// Whether the agent serves the kernel's constructions whose keys carry `tag` (a type cached
+    /// per namespace) or that were made in the namespace of `tag` (a global type).
+    pub(crate) fn serves_kernel_in(&self, tag: DomainTag, cache: Cache) -> bool {
+        match &self.scope {
+            Scope::Session => false,
+            // An agent admitted for a global cache was admitted by the stronger rule: it may
+            // serve a per-namespace type of its namespace too.
+            Scope::Net { net, cache: own } => {
+                net.key_domain() == tag && (*own == cache || *own == Cache::Global)
+            }
+        }
     }
 
-    /// The keyring into which the agent's authorisation keys are linked.
-    pub(crate) fn keyring(&self) -> &Key {
-        &self.keyring
-    }
-
-    /// Whether the agent can still be served: its thread is alive, with the process keyring it
-    /// registered with (not replaced by `execve()`). Does not sleep.
+    /// Whether the agent can still be served. Does not sleep.
     pub(crate) fn is_alive(&self) -> bool {
-        self.thread
-            .process_keyring()
-            .is_some_and(|keyring| keyring.serial() == self.process_keyring_serial)
+        self.delivery.is_alive()
     }
 
-    /// Records a signal sent.
+    /// Records a construction handed over.
     pub(crate) fn count_sent(&self) {
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
@@ -119,26 +160,44 @@ impl Agent {
     }
 }
 
-/// Parses the signal payload: a native 4-byte int, or 1 to 2 decimal digits with an optional
-/// trailing newline (`keyctl add keyagent user 40 @s`, `echo 40 | keyctl padd ...`).
-fn parse_signal(data: &[u8]) -> Result<u32> {
-    let signal = match data {
+/// What an `add_key()` payload asks for.
+struct Registration {
+    signal: u32,
+    net_scope: bool,
+}
+
+/// Parses the payload: a native 4-byte int (the signal), or text: the signal in 1 or 2
+/// decimal digits, optionally followed by a space and the scope word `net`, with an optional
+/// trailing newline (`keyctl add keyagent user 40 @s`, `keyctl add keyagent dns_resolver
+/// "40 net" @s`, `echo 40 | keyctl padd ...`).
+fn parse_payload(data: &[u8]) -> Result<Registration> {
+    let (signal, net_scope) = match data {
         [a, b, c, d] => {
             let value = i32::from_ne_bytes([*a, *b, *c, *d]);
-            u32::try_from(value).map_err(|_| EINVAL)?
+            (u32::try_from(value).map_err(|_| EINVAL)?, false)
         }
         _ => {
-            let digits = data.strip_suffix(b"\n").unwrap_or(data);
+            let text = data.strip_suffix(b"\n").unwrap_or(data);
+            let (digits, scope) = match text.iter().position(|&b| b == b' ') {
+                Some(space) => (&text[..space], Some(&text[space + 1..])),
+                None => (text, None),
+            };
             if digits.is_empty() || digits.len() > 2 || !digits.iter().all(u8::is_ascii_digit) {
                 return Err(EINVAL);
             }
-            digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'))
+            let net_scope = match scope {
+                None => false,
+                Some(NET_SCOPE) => true,
+                Some(_) => return Err(EINVAL),
+            };
+            let signal = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+            (signal, net_scope)
         }
     };
     if !(SIGRTMIN..=SIGRTMAX).contains(&signal) {
         return Err(EINVAL);
     }
-    Ok(signal)
+    Ok(Registration { signal, net_scope })
 }
 
 /// Checks the name of the key type an agent wants to serve.
@@ -155,35 +214,71 @@ fn check_type_name(name: &CStr) -> Result {
     Ok(())
 }
 
+/// Admits the calling task as an agent for the kernel's constructions of `type_name` in its
+/// network namespace:
+///
+/// - a type cached per namespace: with `CAP_NET_ADMIN` or `CAP_SYS_ADMIN` over the user
+///   namespace that owns the network namespace (a container's root serves its container);
+/// - a global type: only if the administrator listed it in `global_types`, and with
+///   `CAP_SYS_ADMIN` in the initial user namespace.
+///
+/// Fails with `EPERM` without the capability, `EACCES` for a global type not listed, and
+/// `EOPNOTSUPP` for dns_resolver when the module cannot keep its lookups per namespace (the
+/// dns_resolver module was not loaded before it).
+fn admit_net_scope(type_name: &CStr) -> Result<Scope> {
+    let net = NetRef::current().ok_or(ESRCH)?;
+    let name = type_name.as_bytes();
+    let cache = if cached_per_namespace(name) {
+        let owner = net.user_ns();
+        if !(owner.current_has(CAP_NET_ADMIN) || owner.current_has(CAP_SYS_ADMIN)) {
+            return Err(EPERM);
+        }
+        Cache::PerNamespace
+    } else if name == DNS_RESOLVER {
+        return Err(crate::sys::errno::EOPNOTSUPP());
+    } else if params::global_type_allowed(name) {
+        if !ns::current_capable(CAP_SYS_ADMIN) {
+            return Err(EPERM);
+        }
+        Cache::Global
+    } else {
+        return Err(EACCES);
+    };
+    Ok(Scope::Net { net, cache })
+}
+
 /// The `keyagent` key type.
 pub(crate) struct AgentKeyType;
 
+static AGENT_KEY_TYPE: KeyTypeSlot = KeyTypeSlot::new();
+
 #[vtable]
 impl KeyType for AgentKeyType {
-    type Payload = Arc<Agent>;
+    type Payload = Agent;
     const NAME: &'static CStr = c_str!("keyagent");
+
+    fn slot() -> &'static KeyTypeSlot {
+        &AGENT_KEY_TYPE
+    }
 
     fn vet_description(description: &CStr) -> Result {
         check_type_name(description)
     }
 
     fn preparse(description: &CStr, data: &[u8]) -> Result<Arc<Agent>> {
-        let signal = parse_signal(data)?;
-        // Keyrings are created here, before the keys core takes the construction lock that
-        // creating a keyring needs too.
-        let process_keyring = keys::current_process_keyring()?;
-        let name = CString::try_from_fmt(fmt!(
-            "_keyagent:{}:{}",
-            description.to_str().unwrap_or("?"),
-            NEXT_KEYRING_ID.fetch_add(1, Ordering::Relaxed)
-        ))?;
-        let keyring = keys::new_keyring_in(&name, &process_keyring)?;
+        // The keys core vets the description only after this: check it first.
+        check_type_name(description)?;
+        let registration = parse_payload(data)?;
+        let scope = if registration.net_scope {
+            admit_net_scope(description)?
+        } else {
+            Scope::Session
+        };
+        let delivery = SignalAgent::register_current(description, registration.signal)?;
         Ok(Arc::new(
             Agent {
-                signal,
-                thread: ThreadRef::current(),
-                keyring,
-                process_keyring_serial: process_keyring.serial(),
+                delivery: Delivery::Signal(delivery),
+                scope,
                 sent: AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
                 death_reported: AtomicBool::new(false),
@@ -193,28 +288,51 @@ impl KeyType for AgentKeyType {
         )?)
     }
 
-    fn describe(_key: &Key, agent: Option<ArcBorrow<'_, Agent>>, out: &mut SeqFile) {
+    fn indexed(agent: &Agent) -> bool {
+        matches!(agent.scope, Scope::Net { .. })
+    }
+
+    fn describe(_key: &Key, agent: Option<&Agent>, out: &mut SeqFile) {
         let Some(agent) = agent else { return };
+        let Delivery::Signal(signal_agent) = &agent.delivery;
         let _ = write!(
             out,
             ": pid {} sig {} {} sent {} pending {}",
-            agent.thread.pid().nr_seen_by_current(),
-            agent.signal,
+            signal_agent.thread().pid().nr_seen_by_current(),
+            signal_agent.signal(),
             if agent.is_alive() { "alive" } else { "dead" },
             agent.sent.load(Ordering::Relaxed),
             agent.pending(),
         );
+        let _ = match &agent.scope {
+            Scope::Session => write!(out, " scope session"),
+            Scope::Net { net, cache } => write!(
+                out,
+                " scope net:[{}]{}",
+                net.inum(),
+                if *cache == Cache::Global {
+                    " global"
+                } else {
+                    ""
+                }
+            ),
+        };
     }
 
-    fn read(agent: ArcBorrow<'_, Agent>, buf: &mut [u8]) -> Result<usize> {
+    fn read(agent: &Agent, buf: &mut [u8]) -> Result<usize> {
+        let Delivery::Signal(signal_agent) = &agent.delivery;
+        let signal = signal_agent.signal();
         // A realtime signal number always has two digits.
         // CAST: Each digit is below 10.
-        let digits = [
-            b'0' + (agent.signal / 10) as u8,
-            b'0' + (agent.signal % 10) as u8,
-        ];
-        let n = digits.len().min(buf.len());
-        buf[..n].copy_from_slice(&digits[..n]);
-        Ok(digits.len())
+        let digits = [b'0' + (signal / 10) as u8, b'0' + (signal % 10) as u8];
+        let scope: &[u8] = match agent.scope {
+            Scope::Session => b"",
+            Scope::Net { .. } => b" net",
+        };
+        let text = Iterator::chain(digits.iter(), scope.iter());
+        for (out, byte) in buf.iter_mut().zip(text.clone()) {
+            *out = *byte;
+        }
+        Ok(text.count())
     }
 }

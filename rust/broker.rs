@@ -1,126 +1,50 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Dispatch: handing constructions to agents and seeing each one end.
-//!
-//! For a routed construction the broker links the authorisation key into the agent's process
-//! keyring, records the construction as pending and signals the agent. A reaper, which runs
-//! every [`REAP_INTERVAL_MS`] while anything is pending, ends each pending construction: when
-//! the agent has answered it unlinks the authorisation key; when the agent has died or the
-//! timeout has passed it fails the construction. Unloading fails whatever is left.
+//! The broker: the actor behind the hook. It asks routing (`crate::route`) where a construction
+//! goes, hands routed constructions to their agents (`crate::delivery`), records them in the
+//! table of pending constructions (`crate::pending`) and runs the reaper, which every
+//! [`REAP_INTERVAL_MS`] while anything is pending ends what can be ended and invalidates the
+//! keys of agents found dead. Unloading fails whatever is left.
 
 use crate::{
-    agent::{Agent, AgentKeyType},
+    agent::AgentKeyType,
+    pending::{Pending, PendingTable},
     route::{route, Route},
-    stats::{self, Counter},
+    stats,
     sys::{
         errno,
-        ftrace::Actor,
-        key_type::{KeyTypeSlot, Registration, TypedKey},
+        ftrace::{Actor, Claim},
+        key_type::{Registration, TypedKey},
         keys::Key,
         params,
-        request::{Request, FAILURE_CACHE_SECS},
-        time::{ms_to_jiffies, Jiffies},
+        request::Request,
+        time::ms_to_jiffies,
         work::{impl_has_delayed_work, DelayedWork},
     },
 };
 use kernel::{
-    error::Error,
     new_mutex, new_spinlock,
     prelude::*,
-    rbtree::{RBTree, RBTreeNode},
-    sync::{Arc, Mutex, SpinLock},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
     types::ARef,
 };
-
-/// The `keyagent` key type.
-static AGENT_KEY_TYPE: KeyTypeSlot = KeyTypeSlot::new();
 
 /// How often pending constructions are checked, in milliseconds.
 const REAP_INTERVAL_MS: u32 = 100;
 
-/// `si_code` of the agent's signal (`KEYAGENT_SI_CODE` in `include/keyagent.h`).
-const SI_CODE: i32 = crate::sys::KEYAGENT_SI_CODE;
-
-/// A construction handed to an agent. It holds one of the agent's pending slots.
-struct Pending {
-    target: ARef<Key>,
-    authkey: ARef<Key>,
-    agent: Arc<Agent>,
-    since: Jiffies,
-}
-
-/// What to do with a pending construction.
-enum Verdict {
-    Wait,
-    /// The agent answered.
-    Ended,
-    /// Fail it with this error, counted here.
-    Fail(Error, &'static Counter),
-}
-
-impl Pending {
-    /// Records `request` for `agent`, whose pending slot the caller reserved.
-    fn new(request: &Request<'_>, agent: Arc<Agent>) -> Self {
-        Self {
-            target: request.target().into(),
-            authkey: request.authkey().into(),
-            agent,
-            since: Jiffies::now(),
-        }
-    }
-
-    fn verdict(&self, timeout_ms: u32) -> Verdict {
-        if !self.target.is_under_construction() {
-            Verdict::Ended
-        } else if !self.agent.is_alive() {
-            if self.agent.first_death_report() {
-                stats::DEAD_AGENTS.inc();
-            }
-            Verdict::Fail(errno::EOWNERDEAD(), &stats::ORPHANED)
-        } else if self.since.elapsed_ms(timeout_ms) {
-            Verdict::Fail(errno::ETIMEDOUT(), &stats::TIMEOUTS)
-        } else {
-            Verdict::Wait
-        }
-    }
-
-    /// Ends the construction as `verdict` says (`Wait` is treated as `Ended`). May sleep.
-    fn finish(self, verdict: Verdict) {
-        match verdict {
-            Verdict::Wait | Verdict::Ended => stats::ANSWERED.inc(),
-            Verdict::Fail(error, counter) => {
-                // EBUSY: the agent answered just now.
-                if self
-                    .target
-                    .reject(FAILURE_CACHE_SECS, error, &self.authkey)
-                    .is_ok()
-                {
-                    counter.inc();
-                } else {
-                    stats::ANSWERED.inc();
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        // The agent may have unlinked it already.
-        let _ = self.agent.keyring().unlink(&self.authkey);
-        self.agent.remove_pending();
-    }
-}
-
 /// Routes and dispatches constructions; the actor behind the hook.
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct Broker {
     key_type: Registration<AgentKeyType>,
-    /// Constructions handed to agents, by serial of the key under construction.
     #[pin]
-    pending: Mutex<RBTree<i32, Pending>>,
+    pending: PendingTable,
     /// Keys of agents found dead, to invalidate in process context.
     #[pin]
     retired: SpinLock<KVec<ARef<Key>>>,
+    /// The keyrings into which the kernel linked keys of per-namespace types that agents
+    /// answered (dns_resolver's cache), flushed at unload: without the module, every network
+    /// namespace would find those answers.
+    #[pin]
+    answered_caches: Mutex<KVec<ARef<Key>>>,
     #[pin]
     reaper: DelayedWork<Broker>,
 }
@@ -130,94 +54,96 @@ impl_has_delayed_work!(Broker, reaper, Broker::reap);
 impl Broker {
     /// Registers the `keyagent` key type and returns the broker serving it.
     pub(crate) fn new() -> Result<Arc<Self>> {
-        let key_type = Registration::register(&AGENT_KEY_TYPE)?;
+        let key_type = Registration::register()?;
         Arc::pin_init(
             pin_init!(Self {
                 key_type,
-                pending <- new_mutex!(RBTree::new()),
+                pending <- PendingTable::new(),
                 retired <- new_spinlock!(KVec::new()),
+                answered_caches <- new_mutex!(KVec::new()),
                 reaper <- DelayedWork::new(),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Hands `request` to the agent registered by `agent_key`.
-    fn dispatch(&self, request: &Request<'_>, agent_key: TypedKey<AgentKeyType>) -> Result {
-        let agent: Arc<Agent> = agent_key.payload().ok_or_else(errno::ENOKEY)?.into();
+    /// Hands `request` to the agent registered by `agent_key`. May sleep.
+    fn dispatch(
+        this: ArcBorrow<'_, Self>,
+        request: &Request<'_>,
+        agent_key: TypedKey<AgentKeyType>,
+    ) -> Result {
+        let agent = agent_key.payload().ok_or_else(errno::ENOKEY)?;
         let max = params::max_pending();
         if !agent.reserve_pending(max) {
             // Constructions the agent answered may still hold slots until the reaper runs.
-            self.reap_pending();
+            this.reap_pending();
             if !agent.reserve_pending(max) {
                 stats::BUSY.inc();
                 return Err(EBUSY);
             }
         }
-        // From here on, dropping `pending` gives the slot back and unlinks the auth key.
+        // From here on, dropping the entry gives the slot back and takes the authority back.
         let serial = request.target().serial();
-        let pending = Pending::new(request, agent.clone());
-        agent.keyring().link(request.authkey())?;
-        let node = RBTreeNode::new(serial, pending, GFP_KERNEL)?;
-        let _ = self.pending.lock().insert(node);
-
-        let sent = agent.thread().send_rt_signal(
-            agent.signal(),
-            SI_CODE,
-            serial,
-            request.requester_pid(),
-            request.requester_fsuid(),
-        );
-        if let Err(e) = sent {
-            drop(self.pending.lock().remove(&serial));
-            if e == ESRCH {
-                self.retire(agent_key);
-                return Err(errno::EOWNERDEAD());
+        this.pending
+            .insert(serial, Pending::new(request, agent.clone()))?;
+        if let Err(e) = agent.delivery().hand_over(request) {
+            drop(this.pending.remove(serial));
+            if e == errno::EOWNERDEAD() {
+                Self::retire(this, agent_key);
+            } else {
+                stats::SIGNAL_FAILURES.inc();
             }
-            stats::SIGNAL_FAILURES.inc();
             return Err(e);
         }
         agent.count_sent();
-        self.reaper.schedule(ms_to_jiffies(REAP_INTERVAL_MS));
+        DelayedWork::schedule(this, ms_to_jiffies(REAP_INTERVAL_MS));
+        if request.is_kernel_originated() && request.target().type_is_net_tagged() {
+            if let Some(cache) = request.dest_keyring() {
+                this.remember_cache(cache);
+            }
+        }
         Ok(())
     }
 
-    /// Queues the key of a dead agent for invalidation. Does not sleep.
-    fn retire(&self, agent_key: TypedKey<AgentKeyType>) {
-        let Some(agent) = agent_key.payload().map(Arc::<Agent>::from) else {
-            return;
-        };
-        if agent.first_death_report() {
-            stats::DEAD_AGENTS.inc();
-        }
-        if !agent.first_retirement() {
-            return;
-        }
-        let queued = self.retired.lock().push(agent_key.into_key(), GFP_ATOMIC);
-        if queued.is_ok() {
-            self.reaper.schedule(0);
-        } else {
-            // The key stays for now; the next request that finds the agent dead retries.
-            agent.retirement_failed();
+    /// Records `cache` among the keyrings to flush at unload. May sleep.
+    fn remember_cache(&self, cache: &Key) {
+        let mut caches = self.answered_caches.lock();
+        if !caches.iter().any(|known| known.serial() == cache.serial()) {
+            // Without memory the cache is not flushed at unload: its answers then stay until
+            // they expire.
+            let _ = caches.push(cache.into(), GFP_KERNEL);
         }
     }
 
-    /// Ends the pending constructions that can be ended. May sleep.
+    /// Queues the key of a dead agent for invalidation. Does not sleep.
+    fn retire(this: ArcBorrow<'_, Self>, agent_key: TypedKey<AgentKeyType>) {
+        let first = agent_key.with_payload(|agent| {
+            if agent.first_death_report() {
+                stats::DEAD_AGENTS.inc();
+            }
+            agent.first_retirement()
+        });
+        if first != Some(true) {
+            return;
+        }
+        let mut retired = this.retired.lock();
+        if retired.reserve(1, GFP_ATOMIC).is_err() {
+            drop(retired);
+            // The key stays for now; the next request that finds the agent dead retries.
+            agent_key.with_payload(|agent| agent.retirement_failed());
+            return;
+        }
+        // Cannot fail: the space is reserved.
+        let _ = retired.push(agent_key.into_key(), GFP_ATOMIC);
+        drop(retired);
+        DelayedWork::schedule(this, 0);
+    }
+
+    /// Ends the pending constructions that can be ended; whether any are left. May sleep.
     fn reap_pending(&self) -> bool {
         let timeout_ms = params::request_timeout_secs().saturating_mul(1000);
-        let mut pending = self.pending.lock();
-        let mut cursor = pending.cursor_front();
-        while let Some(current) = cursor {
-            cursor = match current.current().1.verdict(timeout_ms) {
-                Verdict::Wait => current.move_next(),
-                verdict => {
-                    let (next, node) = current.remove_current();
-                    node.to_key_value().1.finish(verdict);
-                    next
-                }
-            };
-        }
-        pending.iter().next().is_some()
+        self.pending.reap(timeout_ms)
     }
 
     /// Invalidates the keys of dead agents. May sleep.
@@ -229,64 +155,64 @@ impl Broker {
     }
 
     /// The reaper.
-    fn reap(&self) {
-        let busy = self.reap_pending();
-        self.invalidate_retired();
+    fn reap(this: ArcBorrow<'_, Self>) {
+        let busy = this.reap_pending();
+        this.invalidate_retired();
         if busy {
-            self.reaper.schedule(ms_to_jiffies(REAP_INTERVAL_MS));
+            DelayedWork::schedule(this, ms_to_jiffies(REAP_INTERVAL_MS));
+        }
+    }
+
+    /// Stops the reaper and fails every pending construction with `ECANCELED`. Called once the
+    /// hook is gone, so that nothing dispatches or schedules the reaper any more. May sleep.
+    pub(crate) fn shut_down(&self) {
+        DelayedWork::disable_sync(self);
+        self.pending.cancel_all();
+        self.invalidate_retired();
+        for cache in core::mem::take(&mut *self.answered_caches.lock()).iter() {
+            let _ = cache.clear();
         }
     }
 }
 
 impl Actor for Broker {
-    fn claims(&self, request: &Request<'_>) -> bool {
-        match route(&self.key_type, request) {
-            Route::Agent(_) => true,
+    type AgentType = AgentKeyType;
+
+    fn claim(this: ArcBorrow<'_, Self>, request: &Request<'_>) -> Option<Claim<AgentKeyType>> {
+        let fallback = || {
+            stats::FALLBACK.inc();
+            if request.is_kernel_originated() {
+                stats::KERNEL_FALLBACK.inc();
+            }
+        };
+        match route(&this.key_type, request) {
+            Route::Agent(agent_key) => Some(Claim::Agent(agent_key)),
+            Route::Fail(error) => Some(Claim::Fail(error)),
             Route::DeadAgent(agent_key) => {
-                self.retire(agent_key);
-                stats::FALLBACK.inc();
-                false
+                Self::retire(this, agent_key);
+                fallback();
+                None
             }
             Route::Default => {
-                stats::FALLBACK.inc();
-                false
+                fallback();
+                None
             }
         }
     }
 
-    fn construct(&self, request: &Request<'_>) {
-        let result = match route(&self.key_type, request) {
-            Route::Agent(agent_key) => {
+    fn construct(this: ArcBorrow<'_, Self>, request: &Request<'_>, claim: Claim<AgentKeyType>) {
+        let result = match claim {
+            Claim::Agent(agent_key) => {
                 stats::ROUTED.inc();
-                self.dispatch(request, agent_key)
+                if request.is_kernel_originated() {
+                    stats::KERNEL_ROUTED.inc();
+                }
+                Self::dispatch(this, request, agent_key)
             }
-            Route::DeadAgent(agent_key) => {
-                self.retire(agent_key);
-                Err(errno::EOWNERDEAD())
-            }
-            // The agent key went away after the hook claimed the construction.
-            Route::Default => Err(errno::ENOKEY()),
+            Claim::Fail(error) => Err(error),
         };
         if let Err(e) = result {
             request.fail(e);
         }
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for Broker {
-    fn drop(self: Pin<&mut Self>) {
-        // The hook is gone by now: nothing dispatches or schedules the reaper any more.
-        self.reaper.cancel_sync();
-        let mut pending = self.pending.lock();
-        while let Some(first) = pending.cursor_front() {
-            let (_, node) = first.remove_current();
-            node.to_key_value()
-                .1
-                .finish(Verdict::Fail(errno::ECANCELED(), &stats::CANCELLED));
-        }
-        drop(pending);
-        self.invalidate_retired();
-        // The key type is unregistered when its field drops, after this.
     }
 }

@@ -36,6 +36,12 @@ pub(crate) static SIGNAL_FAILURES: Counter = Counter::new();
 pub(crate) static BUSY: Counter = Counter::new();
 /// Constructions failed because the module was unloaded.
 pub(crate) static CANCELLED: Counter = Counter::new();
+/// Session agents passed over because the requester does not trust their owner.
+pub(crate) static UNTRUSTED: Counter = Counter::new();
+/// Constructions made by the kernel (override credentials, kernel threads) handed to an agent.
+pub(crate) static KERNEL_ROUTED: Counter = Counter::new();
+/// Constructions made by the kernel left to `/sbin/request-key`.
+pub(crate) static KERNEL_FALLBACK: Counter = Counter::new();
 
 /// The debugfs directory showing the counters.
 pub(crate) fn publish() -> debugfs::Dir {
@@ -49,5 +55,8 @@ pub(crate) fn publish() -> debugfs::Dir {
     dir.counter(c_str!("signal_failures"), &SIGNAL_FAILURES.0);
     dir.counter(c_str!("busy"), &BUSY.0);
     dir.counter(c_str!("cancelled"), &CANCELLED.0);
+    dir.counter(c_str!("untrusted"), &UNTRUSTED.0);
+    dir.counter(c_str!("kernel_routed"), &KERNEL_ROUTED.0);
+    dir.counter(c_str!("kernel_fallback"), &KERNEL_FALLBACK.0);
     dir
 }

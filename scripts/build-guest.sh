@@ -19,6 +19,13 @@ make -s -C "$kdir" M="$KEYAGENT_ROOT" LLVM=1 modules >"$out/module-build.log" 2>
 	die "module build failed"
 }
 cp keyagent.ko "$out/keyagent.ko"
+# The test-only module that makes the kernel's own key requests on demand.
+make -s -C tests/kmod KDIR="$kdir" >"$out/test-module-build.log" 2>&1 || {
+	cat "$out/test-module-build.log" >&2
+	die "test module build failed"
+}
+mkdir -p "$out/guest/lib/keyagent"
+cp tests/kmod/keyagent_test_caller.ko "$out/guest/lib/keyagent/"
 flock -u 8
 
 make -s -C tests KSFT_DIR="$ksrc/tools/testing/selftests" OUTPUT="$out/guest/tests" >&2 ||

@@ -20,7 +20,7 @@ for applet in $("$root/bin/busybox" --list); do
 done
 
 # Dynamically linked keyutils programs, with their libraries.
-for prog in /bin/keyctl /sbin/request-key; do
+for prog in /bin/keyctl /sbin/request-key /sbin/key.dns_resolver; do
 	cp "$prog" "$root$prog"
 	for lib in $(ldd "$prog" | grep -o '/[^ ]*'); do
 		mkdir -p "$root$(dirname "$lib")"
@@ -33,6 +33,9 @@ cp "$KEYAGENT_ROOT/scripts/guest/request-key-handler" "$root/etc/keyagent/"
 cp "$KEYAGENT_ROOT/scripts/guest/init" "$root/init"
 chmod +x "$root/init"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+# Host names resolve from /etc/hosts (key.dns_resolver uses getaddrinfo()).
+printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+printf '127.0.0.1\tlocalhost\n' >"$root/etc/hosts"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 cp "$module" "$root/lib/keyagent/keyagent.ko"
 for dir in "$@"; do

@@ -211,4 +211,110 @@ TEST_F(ops, request_keyagent_key)
 	ASSERT_EQ(-ENOKEY, request("keyagent", "nothing", NULL, 0));
 }
 
+/* The module's keyrings ("_keyagent...") the caller can see in /proc/keys. */
+static int module_keyrings(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/keys", "r");
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, " keyring ") && strstr(line, " _keyagent");
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * Keys of @uid in /proc/key-users: all of them (nkeys) or, with @quota, those
+ * charged to its quota (qnkeys). -1 if the user has none.
+ */
+static long user_keys(uid_t uid, int quota)
+{
+	long n = -1, u, usage, nkeys, nikeys, qnkeys;
+	char line[256];
+	FILE *f = fopen("/proc/key-users", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, " %ld: %ld %ld/%ld %ld/", &u, &usage, &nkeys, &nikeys,
+			   &qnkeys) == 5 && u == (long)uid)
+			n = quota ? qnkeys : nkeys;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+FIXTURE(leaks) {
+	long maxkeys;
+};
+
+FIXTURE_SETUP(leaks)
+{
+	if (!module_loaded())
+		SKIP(return, "keyagent module not loaded");
+	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
+	self->maxkeys = read_number("/proc/sys/kernel/keys/maxkeys");
+	ASSERT_LT(0, self->maxkeys);
+}
+
+FIXTURE_TEARDOWN(leaks)
+{
+	char value[32];
+
+	snprintf(value, sizeof(value), "%ld", self->maxkeys);
+	if (seteuid(0) == 0)
+		write_file("/proc/sys/kernel/keys/maxkeys", value);
+}
+
+/* A refused registration has no side effect: no module keyring is left behind. */
+TEST_F(leaks, refused_registrations_leave_no_keyring)
+{
+	int before = module_keyrings(), i;
+
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(-EINVAL, add("keyagent", ".bad", "40", 2, KEY_SPEC_SESSION_KEYRING));
+		ASSERT_EQ(-EINVAL, add("keyagent", "keyring", "40", 2, KEY_SPEC_SESSION_KEYRING));
+		ASSERT_EQ(-EINVAL, add("keyagent", "user", "x", 1, KEY_SPEC_SESSION_KEYRING));
+	}
+	ASSERT_GE(before, module_keyrings());
+}
+
+/* Registrations that replace each other leave the keyring of the last one only. */
+TEST_F_TIMEOUT(leaks, replaced_registrations_leave_one_keyring, 300)
+{
+	int before = module_keyrings(), i;
+
+	for (i = 0; i < 100; i++)
+		ASSERT_LT(0, add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING));
+	ASSERT_TRUE(wait_for(module_keyrings() <= before + 1, 60000))
+		TH_LOG("%d module keyrings, %d before", module_keyrings(), before);
+}
+
+/* A registration refused for the key quota (after parsing) leaves nothing either. */
+TEST_F_TIMEOUT(leaks, over_quota_registrations_leave_nothing, 300)
+{
+	char value[32];
+	long before;
+	int i;
+
+	ASSERT_EQ(0, setresgid(1000, 1000, 0));
+	ASSERT_EQ(0, setresuid(1000, 1000, 0));
+	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
+	ASSERT_LT(0, keyctl_get_keyring_ID(KEY_SPEC_PROCESS_KEYRING, 1));
+	before = user_keys(1000, 0);
+	ASSERT_LT(0, before);
+	/* Root sets the quota to what the user has. */
+	ASSERT_EQ(0, seteuid(0));
+	snprintf(value, sizeof(value), "%ld", user_keys(1000, 1));
+	ASSERT_EQ(0, write_file("/proc/sys/kernel/keys/maxkeys", value));
+	ASSERT_EQ(0, seteuid(1000));
+	for (i = 0; i < 50; i++)
+		ASSERT_EQ(-EDQUOT, add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING));
+	ASSERT_EQ(0, seteuid(0));
+	snprintf(value, sizeof(value), "%ld", self->maxkeys);
+	ASSERT_EQ(0, write_file("/proc/sys/kernel/keys/maxkeys", value));
+	ASSERT_TRUE(wait_for(user_keys(1000, 0) == before, 60000))
+		TH_LOG("uid 1000 has %ld keys, %ld before", user_keys(1000, 0), before);
+}
+
 TEST_HARNESS_MAIN

@@ -43,6 +43,7 @@ FIXTURE_SETUP(route)
 FIXTURE_TEARDOWN(route)
 {
 	agent_stop(&self->agent);
+	param_set("request_timeout", "30");
 	unlink(self->log);
 }
 
@@ -261,7 +262,10 @@ TEST_F(route, other_user_cannot_capture)
 	ASSERT_EQ(0, count_lines(self->log) > 0);
 }
 
-/* ...unless root links the agent's key (which the agent allowed), trusting it. */
+/*
+ * ...unless root links the agent's key (which the agent allowed) and takes
+ * ownership of it, trusting it (see keyagent_trust_test).
+ */
 TEST_F(route, root_can_trust_other_users_agent)
 {
 	const char *args[] = { "-l", self->log, "-P", "0x3f3f3f3f", NULL };
@@ -271,6 +275,7 @@ TEST_F(route, root_can_trust_other_users_agent)
 	ASSERT_EQ(0, chmod("/tmp", 01777));
 	ASSERT_EQ(0, agent_start_with(&self->agent, args, become_nobody));
 	ASSERT_EQ(0, keyctl_link(self->agent.key, KEY_SPEC_SESSION_KEYRING));
+	ASSERT_EQ(0, keyctl_chown(self->agent.key, 0, -1));
 	key = request("user", "route-nobody-2", "cb", 0);
 	ASSERT_LT(0, key);
 	ASSERT_LT(0, payload(key, buf, sizeof(buf)));
@@ -278,6 +283,27 @@ TEST_F(route, root_can_trust_other_users_agent)
 	ASSERT_TRUE(log_entry(self->log, 0, &serial, &code, &pid, &uid));
 	ASSERT_EQ(key, serial);
 	ASSERT_EQ(0, uid);
+}
+
+/*
+ * An agent requesting a key of the type it serves would wait for its own
+ * answer: the construction fails at once with EDEADLK instead.
+ */
+TEST_F_TIMEOUT(route, agent_requesting_own_type_fails_at_once, 300)
+{
+	long timeouts = stat_read("timeouts"), start;
+	sigset_t set;
+
+	/* Well beyond any construction that is not a deadlock. */
+	ASSERT_EQ(0, param_set("request_timeout", "600"));
+	sigemptyset(&set);
+	sigaddset(&set, 40);
+	ASSERT_EQ(0, sigprocmask(SIG_BLOCK, &set, NULL));
+	ASSERT_LT(0, add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING));
+	start = now_ms();
+	ASSERT_EQ(-EDEADLK, request("user", "route-self", "x", 0));
+	TH_LOG("failed after %ld ms", now_ms() - start);
+	ASSERT_EQ(timeouts, stat_read("timeouts"));
 }
 
 TEST_HARNESS_MAIN

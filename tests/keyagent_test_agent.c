@@ -13,7 +13,8 @@
  * queued), -d die (SIGKILL itself) on the first request, -w MS wait before
  * answering, -n N exit after N requests, -P PERM set the permissions of the
  * keyagent key, -l FILE append one line per request ("serial code pid uid")
- * to FILE.
+ * to FILE. -S SCOPE registers with that scope word ("40 net"), -A NAME
+ * answers "NAME:<callout>" instead of "agent:<callout>".
  */
 #include <errno.h>
 #include <keyutils.h>
@@ -30,7 +31,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: keyagent-test-agent [-t TYPE] [-s SIGNAL] [-k KEYRING]\n"
+		"usage: keyagent-test-agent [-t TYPE] [-s SIGNAL] [-k KEYRING] [-S SCOPE] [-A NAME]\n"
 		"                           [-i] [-b] [-d] [-w MS] [-n N] [-P PERM] [-l FILE]\n");
 	exit(2);
 }
@@ -42,6 +43,8 @@ static void sleep_ms(long ms)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+static const char *answer_name = "agent", *key_type = "user";
 
 /* Answers the construction of @target as its callout says. */
 static void answer(key_serial_t target)
@@ -67,7 +70,10 @@ static void answer(key_serial_t target)
 		if (keyctl_negate(target, 1, 0) < 0)
 			fprintf(stderr, "agent: negate(%d): %m\n", target);
 	} else {
-		len = snprintf(payload, sizeof(payload), "agent:%s", callout);
+		len = snprintf(payload, sizeof(payload), "%s:%s", answer_name, callout);
+		/* dns_resolver payloads are C strings, NUL included. */
+		if (strcmp(key_type, "dns_resolver") == 0)
+			len++;
 		if (keyctl_instantiate(target, payload, len, 0) < 0)
 			fprintf(stderr, "agent: instantiate(%d): %m\n", target);
 	}
@@ -77,18 +83,18 @@ static void answer(key_serial_t target)
 
 int main(int argc, char **argv)
 {
-	const char *type = "user", *log_path = NULL;
+	const char *log_path = NULL, *scope = NULL;
 	key_serial_t keyring = KEY_SPEC_SESSION_KEYRING, agent_key;
 	int sig = 40, ignore = 0, block = 0, die = 0, opt, sfd;
 	long perm = -1;
 	long wait_ms = 0, limit = -1, handled = 0;
 	struct signalfd_siginfo ssi;
-	char sigstr[16];
+	char sigstr[32];
 	sigset_t set;
 
-	while ((opt = getopt(argc, argv, "t:s:k:ibdw:n:P:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:s:k:ibdw:n:P:l:S:A:")) != -1) {
 		switch (opt) {
-		case 't': type = optarg; break;
+		case 't': key_type = optarg; break;
 		case 's': sig = atoi(optarg); break;
 		case 'k': keyring = atoi(optarg); break;
 		case 'i': ignore = 1; break;
@@ -98,6 +104,8 @@ int main(int argc, char **argv)
 		case 'w': wait_ms = atol(optarg); break;
 		case 'n': limit = atol(optarg); break;
 		case 'l': log_path = optarg; break;
+		case 'S': scope = optarg; break;
+		case 'A': answer_name = optarg; break;
 		default: usage();
 		}
 	}
@@ -114,10 +122,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	snprintf(sigstr, sizeof(sigstr), "%d", sig);
-	agent_key = add_key(KEYAGENT_KEY_TYPE, type, sigstr, strlen(sigstr), keyring);
+	if (scope)
+		snprintf(sigstr, sizeof(sigstr), "%d %s", sig, scope);
+	else
+		snprintf(sigstr, sizeof(sigstr), "%d", sig);
+	agent_key = add_key(KEYAGENT_KEY_TYPE, key_type, sigstr, strlen(sigstr), keyring);
 	if (agent_key < 0) {
-		fprintf(stderr, "agent: add_key(keyagent, %s): %m\n", type);
+		fprintf(stderr, "agent: add_key(keyagent, %s, \"%s\"): %m\n", key_type, sigstr);
 		return 1;
 	}
 	if (perm >= 0 && keyctl_setperm(agent_key, perm) < 0) {

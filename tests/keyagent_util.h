@@ -288,4 +288,49 @@ static inline int wait_child(pid_t pid, long ms)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+#define CALLER_MODULE_PATH "/lib/keyagent/keyagent_test_caller.ko"
+#define CALLER_DIR "/sys/kernel/debug/keyagent_test_caller/"
+
+/* Loads the test module that makes the kernel's own requests: 0 or -errno. */
+static inline int caller_module_load(void)
+{
+	int fd, ret;
+
+	if (access(CALLER_DIR "dns_query", F_OK) == 0)
+		return 0;
+	fd = open(CALLER_MODULE_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, "", 0) < 0 ? -errno : 0;
+	close(fd);
+	return ret == -EEXIST ? 0 : ret;
+}
+
+/*
+ * Has the kernel look @name up through the test module's @file (dns_query,
+ * dns_query_kthread, request, request_kthread): the answer's length with the
+ * answer in @buf, or -errno.
+ */
+static inline long kernel_query(const char *file, const char *name, char *buf, size_t size)
+{
+	char path[128];
+	long n;
+	int fd;
+
+	snprintf(path, sizeof(path), CALLER_DIR "%s", file);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, name, strlen(name)) < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	n = read(fd, buf, size - 1);
+	n = n < 0 ? -errno : n;
+	buf[n > 0 ? n : 0] = 0;
+	close(fd);
+	return n;
+}
+
 #endif /* _KEYAGENT_UTIL_H */

@@ -58,6 +58,22 @@ impl Key {
         NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
     }
 
+    /// A new reference to a key whose count may have dropped to zero (waiting for the garbage
+    /// collector); `None` in that case.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a key that has not been freed: one the garbage collector has not
+    /// destroyed yet, which the caller knows by a lock that the type's `destroy` takes.
+    pub(crate) unsafe fn try_get_raw(ptr: *mut bindings::key) -> Option<ARef<Key>> {
+        // SAFETY: The key's memory is valid (caller's promise); the helper takes a count only if
+        // the count is not zero, and that count is ours.
+        unsafe {
+            bindings::keyagent_key_tryget(ptr)
+                .then(|| ARef::from_raw(NonNull::new_unchecked(ptr.cast())))
+        }
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut bindings::key {
         self.0.get()
     }
@@ -91,6 +107,50 @@ impl Key {
         }
     }
 
+    /// The key's owner (`keyctl chown` changes it; only a privileged process may).
+    pub(crate) fn owner(&self) -> Kuid {
+        // SAFETY: A word of a valid key; `keyctl_chown_key()` changes it under the key's
+        // semaphore, and either value is one the key had.
+        Kuid(unsafe { core::ptr::read_volatile(&(*self.as_ptr()).uid) })
+    }
+
+    /// Whether the key can be used: not revoked, invalidated, expired or dead.
+    pub(crate) fn is_usable(&self) -> bool {
+        // SAFETY: `key_validate()` reads the flags and expiry of a valid key.
+        unsafe { bindings::key_validate(self.as_ptr()) == 0 }
+    }
+
+    /// Whether the key's type is being unregistered (its payload is about to be destroyed).
+    pub(crate) fn is_dead(&self) -> bool {
+        // SAFETY: An atomic bit test on a valid key.
+        unsafe { bindings::keyagent_key_is_dead(self.as_ptr()) }
+    }
+
+    /// Whether the key has been instantiated positively.
+    pub(crate) fn is_positive(&self) -> bool {
+        // SAFETY: `key_read_state()` is an acquire load of the key's state.
+        let state = unsafe { bindings::keyagent_key_read_state(self.as_ptr()) };
+        // CAST: The C enum's values are small.
+        state == bindings::key_state_KEY_IS_POSITIVE as i16
+    }
+
+    /// Whether the key's type caches keys per network namespace (`KEY_TYPE_NET_DOMAIN`).
+    pub(crate) fn type_is_net_tagged(&self) -> bool {
+        // SAFETY: A live key's type is a registered key type (or the static dead type).
+        unsafe {
+            (*(*self.as_ptr()).__bindgen_anon_3.index_key.type_).flags
+                & bindings::KEY_TYPE_NET_DOMAIN
+                != 0
+        }
+    }
+
+    /// The key's domain tag: for a type tagged per network namespace, that of the namespace the
+    /// key was made for.
+    pub(crate) fn domain_tag(&self) -> DomainTag {
+        // SAFETY: The domain tag is set at allocation and never changes; we only compare it.
+        DomainTag(unsafe { (*self.as_ptr()).__bindgen_anon_3.index_key.domain_tag }.cast_const())
+    }
+
     /// Whether the key is still waiting to be instantiated, positively or negatively.
     pub(crate) fn is_under_construction(&self) -> bool {
         // SAFETY: `key_read_state()` is an acquire load of the key's state.
@@ -103,6 +163,12 @@ impl Key {
     pub(crate) fn invalidate(&self) {
         // SAFETY: The key is valid; `key_invalidate()` takes the key's semaphore itself.
         unsafe { bindings::key_invalidate(self.as_ptr()) }
+    }
+
+    /// Unlinks every key from this keyring. May sleep.
+    pub(crate) fn clear(&self) -> Result {
+        // SAFETY: The key is valid; `keyring_clear()` checks that it is a keyring.
+        to_result(unsafe { bindings::keyring_clear(self.as_ptr()) })
     }
 
     /// Links `key` into this keyring. May sleep.
@@ -135,6 +201,28 @@ impl Key {
         })
     }
 }
+
+/// A user id in the kernel's global id space (`kuid_t`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kuid(pub(super) bindings::kuid_t);
+
+impl PartialEq for bindings::kuid_t {
+    fn eq(&self, other: &Self) -> bool {
+        self.val == other.val
+    }
+}
+
+impl Eq for bindings::kuid_t {}
+
+/// The identity of a key domain (`struct key_tag`), such as a network namespace's. Only
+/// compared, never dereferenced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DomainTag(pub(super) *const bindings::key_tag);
+
+// SAFETY: Only compared.
+unsafe impl Send for DomainTag {}
+// SAFETY: Only compared.
+unsafe impl Sync for DomainTag {}
 
 /// The calling process's keyring, created if it has none yet. May sleep.
 ///

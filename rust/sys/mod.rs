@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Thin abstractions over the kernel interfaces keyagent needs and 6.12's kernel crate does not
-//! bind: keys and key types, authorisation keys, the ftrace hook, signals, delayed work and
-//! debugfs. Every binding and every `unsafe` block of the module lives under this module; the
+//! bind: keys and key types, authorisation keys, the ftrace hook, signals, namespaces, RCU,
+//! delayed work and debugfs. Every binding and every `unsafe` block of the module lives under this module; the
 //! module's logic, outside it, is safe Rust.
 
 #[allow(
@@ -26,7 +26,9 @@ pub(crate) mod errno;
 pub(crate) mod ftrace;
 pub(crate) mod key_type;
 pub(crate) mod keys;
+pub(crate) mod ns;
 pub(crate) mod params;
+pub(crate) mod rcu;
 pub(crate) mod request;
 pub(crate) mod task;
 pub(crate) mod time;

@@ -3,7 +3,12 @@
 //! (`.request_key_auth`) and what it records about the key under construction and its
 //! requester.
 
-use super::{bindings, keys::Key, task::Pid};
+use super::{
+    bindings,
+    keys::{DomainTag, Key, Kuid},
+    ns::{self, UserNamespace},
+    task::{Pid, ThreadRef},
+};
 use kernel::{error::Error, str::CStr};
 
 /// How long a construction failed by the module stays negatively cached, in seconds.
@@ -53,6 +58,15 @@ impl<'a> Request<'a> {
         unsafe { Key::from_raw(self.rka().target_key) }
     }
 
+    /// The keyring the key under construction is linked into, if any: for the kernel's own
+    /// requests, the cache of the type (such as dns_resolver's).
+    pub(crate) fn dest_keyring(&self) -> Option<&Key> {
+        // The authorisation record holds a count on its destination keyring, if any.
+        let keyring = self.rka().dest_keyring;
+        // SAFETY: As above: valid while the request is.
+        (!keyring.is_null()).then(|| unsafe { Key::from_raw(keyring) })
+    }
+
     /// The name of the type of the key under construction.
     pub(crate) fn type_name(&self) -> &CStr {
         self.target().type_name()
@@ -70,16 +84,62 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Whether the kernel made this request: the requester acts under override credentials
+    /// (as `dns_query()`, the NFS idmapper and CIFS do) or is a kernel thread.
+    pub(crate) fn is_kernel_originated(&self) -> bool {
+        // SAFETY: The helpers read current's own credentials and flags.
+        unsafe {
+            bindings::keyagent_current_has_override_cred()
+                || bindings::keyagent_current_is_kthread()
+        }
+    }
+
+    /// Whether the requester is a kernel thread (which has no namespaces of its own).
+    pub(crate) fn is_kernel_thread(&self) -> bool {
+        // SAFETY: Reads current's flags.
+        unsafe { bindings::keyagent_current_is_kthread() }
+    }
+
+    /// The domain tag of the requesting task's network namespace.
+    pub(crate) fn requester_net_key_domain(&self) -> Option<DomainTag> {
+        ns::current_net_key_domain()
+    }
+
+    /// The filesystem uid the request is made with.
+    pub(crate) fn requester_fsuid(&self) -> Kuid {
+        // SAFETY: As in `requester_session_keyring()`.
+        Kuid(unsafe { (*bindings::keyagent_current_cred()).fsuid })
+    }
+
+    /// The user namespace of the credentials the request is made with.
+    pub(crate) fn requester_user_ns(&self) -> UserNamespace<'_> {
+        // SAFETY: As in `requester_session_keyring()`; credentials hold their user namespace.
+        unsafe { UserNamespace::from_raw((*bindings::keyagent_current_cred()).user_ns) }
+    }
+
+    /// Whether the requester gained no privilege by exec and did not give up being dumpable:
+    /// its process may be traced by its own user.
+    pub(crate) fn requester_is_dumpable(&self) -> bool {
+        // SAFETY: Reads current's mm.
+        unsafe { bindings::keyagent_current_is_dumpable() }
+    }
+
+    /// Whether the requester is `thread`.
+    pub(crate) fn requester_is(&self, thread: &ThreadRef) -> bool {
+        thread.is_current()
+    }
+
     /// The requesting thread.
     pub(crate) fn requester_pid(&self) -> &Pid {
         // SAFETY: The authorisation record holds a count on the requester's pid.
         unsafe { Pid::from_raw(self.rka().pid) }
     }
 
-    /// The requester's filesystem uid, as passed to `/sbin/request-key`.
-    pub(crate) fn requester_fsuid(&self) -> bindings::kuid_t {
+    /// The requester's filesystem uid as recorded with the request and passed to
+    /// `/sbin/request-key`.
+    pub(crate) fn recorded_fsuid(&self) -> Kuid {
         // SAFETY: The authorisation record holds a count on the requester's credentials.
-        unsafe { (*self.rka().cred).fsuid }
+        Kuid(unsafe { (*self.rka().cred).fsuid })
     }
 
     /// Fails the construction with `error`, unless it has ended already. May sleep.

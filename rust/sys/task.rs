@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Threads, by pid (`struct pid`), and the realtime signals sent to them.
 
-use super::{bindings, keys::Key};
+use super::{
+    bindings,
+    keys::{Key, Kuid},
+};
 use core::ptr::NonNull;
 use kernel::{
     error::{code::ESRCH, to_result, Result},
@@ -47,6 +50,12 @@ impl ThreadRef {
         Self(unsafe { NonNull::new_unchecked(bindings::keyagent_get_current_pid()) })
     }
 
+    /// Whether this is the calling thread.
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: We hold a count on the pid; the helper compares it with current's.
+        unsafe { bindings::keyagent_current_pid_is(self.0.as_ptr()) }
+    }
+
     pub(crate) fn pid(&self) -> &Pid {
         // SAFETY: We hold a count on the pid.
         unsafe { Pid::from_raw(self.0.as_ptr()) }
@@ -72,7 +81,7 @@ impl ThreadRef {
         si_code: i32,
         value: i32,
         from: &Pid,
-        uid: bindings::kuid_t,
+        uid: Kuid,
     ) -> Result {
         // SAFETY: We hold a count on the pid; a non-null result is a task reference we own.
         let task =
@@ -88,7 +97,7 @@ impl ThreadRef {
         let ret = unsafe {
             let pid = bindings::keyagent_pid_seen_by(task, from.as_ptr());
             // The signal code translates the uid from our user namespace into the target's.
-            let uid = bindings::keyagent_uid_for_siginfo(uid);
+            let uid = bindings::keyagent_uid_for_siginfo(uid.0);
             bindings::keyagent_fill_rt_siginfo(&mut info, sig, si_code, pid, uid, value);
             let ret = bindings::send_sig_info(sig, &mut info, task);
             bindings::keyagent_put_task(task);
