@@ -44,6 +44,8 @@ const REAP_GRACE: Duration = Duration::from_secs(2);
 pub struct Settings {
     pub types: Vec<String>,
     pub signal: i32,
+    /// Also serve the kernel's own constructions in this network namespace.
+    pub net_scope: bool,
     pub config: Config,
     pub handler_timeout: Duration,
     pub negative_timeout: u32,
@@ -149,13 +151,13 @@ impl Daemon {
     /// Registers as the agent for every type.
     fn register(&mut self) -> Result<(), String> {
         for key_type in self.settings.types.clone() {
-            match keys::register_agent(&key_type, self.settings.signal) {
+            match keys::register_agent(&key_type, self.settings.signal, self.settings.net_scope) {
                 Ok(serial) => self.agent_keys.push((key_type, serial)),
                 Err(err) => {
                     return Err(format!(
                         "cannot register as the agent for key type \"{key_type}\" (signal {}): {}",
                         self.settings.signal,
-                        keys::explain_registration_error(err)
+                        keys::explain_registration_error(err, self.settings.net_scope)
                     ));
                 }
             }
@@ -166,8 +168,13 @@ impl Daemon {
             .map(|(key_type, serial)| format!("{key_type} (agent key {serial})"))
             .collect();
         info!(
-            "serving {} with signal {}; {} handler line(s)",
+            "serving {}{} with signal {}; {} handler line(s)",
             summary.join(", "),
+            if self.settings.net_scope {
+                " and the kernel's requests in this network namespace"
+            } else {
+                ""
+            },
             self.settings.signal,
             self.settings.config.rules().len()
         );

@@ -42,11 +42,17 @@ fn key(serial: Serial) -> Key {
 }
 
 /// Adds a `keyagent` key for `key_type` to the session keyring, making the
-/// calling thread the agent for that type; returns the key's serial.
-pub fn register_agent(key_type: &str, signal: i32) -> Result<Serial, Errno> {
+/// calling thread the agent for that type (with `net_scope`, also for the
+/// kernel's own constructions in its network namespace); returns the key's
+/// serial.
+pub fn register_agent(key_type: &str, signal: i32, net_scope: bool) -> Result<Serial, Errno> {
     let key_type_c = CString::new(AGENT_KEY_TYPE).expect("no NUL");
     let description = CString::new(key_type).map_err(|_| Errno::EINVAL)?;
-    let payload = signal.to_string();
+    let payload = if net_scope {
+        format!("{signal} net")
+    } else {
+        signal.to_string()
+    };
     // SAFETY: the type and description are NUL-terminated strings and the
     // payload a buffer of the given length, all alive during the call.
     let serial = unsafe {
@@ -265,9 +271,18 @@ fn auth_target(serial: Serial) -> Option<Serial> {
     u32::from_str_radix(hex, 16).ok().map(|s| s as Serial)
 }
 
-/// Why registration failed, in words.
-pub fn explain_registration_error(err: Errno) -> String {
+/// Why registration failed, in words (`net_scope`: registering with `--scope net`).
+pub fn explain_registration_error(err: Errno, net_scope: bool) -> String {
     let reason = match err {
+        Errno::EPERM if net_scope => {
+            "serving the kernel's requests needs CAP_NET_ADMIN or CAP_SYS_ADMIN over the user \
+             namespace that owns this network namespace (types cached per namespace, such as \
+             dns_resolver), or CAP_SYS_ADMIN in the initial user namespace (global types)"
+        }
+        Errno::EACCES if net_scope => {
+            "the kernel caches this type globally and the administrator has not listed it in \
+             the keyagent module's global_types parameter"
+        }
         Errno::ENODEV => "the keyagent module is not loaded (key type keyagent not registered)",
         Errno::EINVAL => {
             "invalid type name or signal (1-31 printable characters, no space, not starting \
@@ -303,9 +318,13 @@ mod tests {
 
     #[test]
     fn explains_registration_errors() {
-        assert!(explain_registration_error(Errno::ENODEV).contains("module is not loaded"));
-        assert!(explain_registration_error(Errno::EINVAL).starts_with("EINVAL: invalid type"));
-        assert!(explain_registration_error(Errno::EACCES).contains("permission"));
-        assert!(explain_registration_error(Errno::EBUSY).starts_with("EBUSY: "));
+        assert!(explain_registration_error(Errno::ENODEV, false).contains("module is not loaded"));
+        assert!(
+            explain_registration_error(Errno::EINVAL, false).starts_with("EINVAL: invalid type")
+        );
+        assert!(explain_registration_error(Errno::EACCES, false).contains("permission"));
+        assert!(explain_registration_error(Errno::EBUSY, false).starts_with("EBUSY: "));
+        assert!(explain_registration_error(Errno::EACCES, true).contains("global_types"));
+        assert!(explain_registration_error(Errno::EPERM, true).contains("CAP_NET_ADMIN"));
     }
 }

@@ -87,6 +87,13 @@ struct Cli {
     #[arg(short, long, value_name = "N", default_value_t = 40)]
     signal: i32,
 
+    /// Which requesters to serve: session (those whose session keyring holds
+    /// the agent keys) or net (those and the kernel's own requests in this
+    /// network namespace, such as dns_query() for NFS and CIFS; needs
+    /// CAP_NET_ADMIN over the namespace)
+    #[arg(long, value_name = "SCOPE", default_value = "session", value_parser = ["session", "net"])]
+    scope: String,
+
     /// Handler configuration: a request-key.conf-format file or a directory of
     /// *.conf files [default: instantiate every key with its callout information]
     #[arg(short, long, value_name = "PATH")]
@@ -190,6 +197,7 @@ fn main() -> ExitCode {
     let settings = daemon::Settings {
         types: cli.types,
         signal: cli.signal,
+        net_scope: cli.scope == "net",
         config,
         handler_timeout: Duration::from_secs(cli.handler_timeout),
         negative_timeout: cli.negative_timeout,
@@ -236,6 +244,11 @@ mod tests {
         assert_eq!(cli.verbose, 2);
         assert_eq!(cli.handler_timeout, 10);
         assert_eq!(cli.command, ["sh", "-c", "exit 3"]);
+        assert_eq!(cli.scope, "session");
+        let cli =
+            Cli::try_parse_from(["keyagentd", "-t", "dns_resolver", "--scope", "net"]).unwrap();
+        assert_eq!(cli.scope, "net");
+        assert!(Cli::try_parse_from(["keyagentd", "-t", "user", "--scope", "pid"]).is_err());
     }
 
     #[test]
