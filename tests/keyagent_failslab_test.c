@@ -272,6 +272,25 @@ static long op_register(int n, void *arg)
 	return add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING);
 }
 
+/* A scoped registration: the agent's network namespace and the module's index too. */
+static long op_register_scoped(int n, void *arg)
+{
+	fail_nth_set(0);
+	if (keyctl_join_session_keyring(NULL) < 0)
+		return -errno;
+	fail_nth_set(n);
+	return add("keyagent", "dns_resolver", "40 net", 6, KEY_SPEC_SESSION_KEYRING);
+}
+
+/* The kernel's own request, routed by the kernel rule: dns_query() in the child. */
+static long op_kernel_request(int n, void *arg)
+{
+	char name[64], buf[128];
+
+	snprintf(name, sizeof(name), "failslab-%d-%d.example", n, getpid());
+	return kernel_query("dns_query", name, buf, sizeof(buf));
+}
+
 static long op_request(int n, void *arg)
 {
 	char desc[64];
@@ -355,6 +374,74 @@ TEST_F_TIMEOUT(failslab, registration_new_process_keyring, 120)
 TEST_F_TIMEOUT(failslab, registration_existing_process_keyring, 120)
 {
 	registration(_metadata, self, (void *)1);
+}
+
+/* Every allocation of a scoped registration fails in turn: ENOMEM, nothing left. */
+TEST_F_TIMEOUT(failslab, registration_scoped, 120)
+{
+	int n, failed = 0;
+
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_register_scoped, NULL);
+
+		TH_LOG("allocation %d: %s, add_key: %ld%s%s", n,
+		       o.left == 0 ? "failed" : "not reached", o.ret,
+		       o.ret < 0 ? " " : "", o.ret < 0 ? strerror(-o.ret) : "");
+		if (o.left != 0) {
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_EQ(-ENOMEM, o.ret);
+		}
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+	reset(FAILSLAB);
+	ASSERT_TRUE(wait_for(count_keys("keyagent", NULL) == 0, 60000));
+	EXPECT_EQ(self->nkeys, nkeys_after());
+}
+
+/*
+ * Every allocation of the dispatch of a kernel-originated construction (the
+ * kernel rule, a scoped agent) fails in turn: dns_query() gets ENOMEM or
+ * EAGAIN at once, or succeeds; nothing is left pending.
+ */
+TEST_F_TIMEOUT(failslab, kernel_dispatch, 180)
+{
+	const char *args[] = { "-t", "dns_resolver", "-S", "net", NULL };
+	int n, failed = 0, pending = -1;
+	char buf[64];
+
+	if (caller_module_load())
+		SKIP(return, "no test caller module (%s)", CALLER_MODULE_PATH);
+	ASSERT_EQ(0, agent_start(&self->agent, args));
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_kernel_request, NULL);
+
+		TH_LOG("allocation %d: %s, dns_query: %ld%s%s", n,
+		       o.left == 0 ? "failed" : "not reached", o.ret, o.ret < 0 ? " " : "",
+		       o.ret < 0 ? strerror(-o.ret) : "");
+		if (o.left != 0) {
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_TRUE(o.ret == -ENOMEM || o.ret == -EAGAIN);
+		}
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+	reset(FAILSLAB);
+	EXPECT_TRUE(wait_for(count_keys("keyagent", &pending) == 1 && pending == 0, 60000));
+	EXPECT_TRUE(wait_for(count_keys(".request_key_auth", NULL) == 0, 60000));
+	ASSERT_LT(0, kernel_query("dns_query", "failslab-after.example", buf, sizeof(buf)));
+	EXPECT_STREQ("agent:", buf);
+	agent_stop(&self->agent);
 }
 
 /* Every allocation of a dispatch fails in turn: the requester gets ENOMEM or EAGAIN at once. */
