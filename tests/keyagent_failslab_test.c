@@ -332,16 +332,16 @@ FIXTURE_TEARDOWN(failslab)
 	param_set("request_timeout", "30");
 }
 
-/* Every allocation of a registration fails in turn: ENOMEM each time, nothing left. */
+/* Every allocation of a registration (@op) fails in turn: ENOMEM each time, nothing left. */
 static void registration(struct __test_metadata *_metadata, FIXTURE_DATA(failslab) *self,
-			 void *existing_process_keyring)
+			 long (*op)(int n, void *arg), void *existing_process_keyring)
 {
 	int n, failed = 0;
 	long nkeys;
 
 	filter(FAILSLAB, self->module);
 	for (n = 1; n <= MAX_NTH; n++) {
-		struct outcome o = in_child(n, op_register, existing_process_keyring);
+		struct outcome o = in_child(n, op, existing_process_keyring);
 
 		TH_LOG("allocation %d: %s, add_key: %ld%s%s", n,
 		       o.left == 0 ? "failed" : "not reached", o.ret,
@@ -368,40 +368,18 @@ static void registration(struct __test_metadata *_metadata, FIXTURE_DATA(failsla
 
 TEST_F_TIMEOUT(failslab, registration_new_process_keyring, 120)
 {
-	registration(_metadata, self, NULL);
+	registration(_metadata, self, op_register, NULL);
 }
 
 TEST_F_TIMEOUT(failslab, registration_existing_process_keyring, 120)
 {
-	registration(_metadata, self, (void *)1);
+	registration(_metadata, self, op_register, (void *)1);
 }
 
-/* Every allocation of a scoped registration fails in turn: ENOMEM, nothing left. */
+/* The same for a scoped registration: its network namespace and the module's index too. */
 TEST_F_TIMEOUT(failslab, registration_scoped, 120)
 {
-	int n, failed = 0;
-
-	filter(FAILSLAB, self->module);
-	for (n = 1; n <= MAX_NTH; n++) {
-		struct outcome o = in_child(n, op_register_scoped, NULL);
-
-		TH_LOG("allocation %d: %s, add_key: %ld%s%s", n,
-		       o.left == 0 ? "failed" : "not reached", o.ret,
-		       o.ret < 0 ? " " : "", o.ret < 0 ? strerror(-o.ret) : "");
-		if (o.left != 0) {
-			ASSERT_LT(0, o.ret);
-			break;
-		}
-		if (o.ret < 0) {
-			failed++;
-			EXPECT_EQ(-ENOMEM, o.ret);
-		}
-	}
-	ASSERT_LT(0, failed);
-	ASSERT_GE(MAX_NTH, n);
-	reset(FAILSLAB);
-	ASSERT_TRUE(wait_for(count_keys("keyagent", NULL) == 0, 60000));
-	EXPECT_EQ(self->nkeys, nkeys_after());
+	registration(_metadata, self, op_register_scoped, NULL);
 }
 
 /*

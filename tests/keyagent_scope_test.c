@@ -335,23 +335,35 @@ TEST_F(scope, global_type_routed_by_task_netns)
 	ASSERT_EQ(1, count_lines(self->log));
 }
 
-/* A scoped agent that dies holding a kernel construction: EOWNERDEAD, as for session agents. */
-TEST_F(scope, agent_killed_holding_kernel_request)
+/*
+ * Starts a container agent that never answers and a dns_query() of @name in
+ * its namespace, from a child whose exit status is the errno it gets; returns
+ * once the construction is in the agent's hands.
+ */
+static pid_t pending_kernel_request(struct __test_metadata *_metadata,
+				    FIXTURE_DATA(scope) *self, const char *name)
 {
-	const char *args[] = { "-t", "dns_resolver", "-S", "net", "-i", "-l", self->log, NULL };
+	const char *args[] = { "-t", "dns_resolver", "-S", "net", "-i", NULL };
 	long routed;
 	char buf[64];
 	pid_t pid;
-	int status;
 
-	ASSERT_EQ(0, param_set("request_timeout", "600"));
-	ASSERT_EQ(0, agent_start_with(&self->agent, args, agent_in_container));
+	EXPECT_EQ(0, param_set("request_timeout", "600"));
+	EXPECT_EQ(0, agent_start_with(&self->agent, args, agent_in_container));
 	routed = stat_read("kernel_routed");
 	pid = fork();
 	if (pid == 0)
-		_exit(-query_in(self->agent.pid, "dns_query", "scope-dead.example", buf,
-				sizeof(buf)));
-	ASSERT_TRUE(wait_for(stat_read("kernel_routed") == routed + 1, 60000));
+		_exit(-query_in(self->agent.pid, "dns_query", name, buf, sizeof(buf)));
+	EXPECT_TRUE(wait_for(stat_read("kernel_routed") == routed + 1, 60000));
+	return pid;
+}
+
+/* A scoped agent that dies holding a kernel construction: EOWNERDEAD, as for session agents. */
+TEST_F(scope, agent_killed_holding_kernel_request)
+{
+	pid_t pid = pending_kernel_request(_metadata, self, "scope-dead.example");
+	int status;
+
 	agent_stop(&self->agent);
 	ASSERT_TRUE(wait_for(waitpid(pid, &status, WNOHANG) == pid, 60000));
 	ASSERT_TRUE(WIFEXITED(status));
@@ -388,20 +400,9 @@ TEST_F(scope, agent_own_kernel_request_fails_at_once)
 /* rmmod with a kernel construction pending: ECANCELED, as for session agents. */
 TEST_F(scope, rmmod_cancels_kernel_request)
 {
-	const char *args[] = { "-t", "dns_resolver", "-S", "net", "-i", NULL };
-	long routed;
-	char buf[64];
-	pid_t pid;
+	pid_t pid = pending_kernel_request(_metadata, self, "scope-rmmod.example");
 	int status;
 
-	ASSERT_EQ(0, param_set("request_timeout", "600"));
-	ASSERT_EQ(0, agent_start_with(&self->agent, args, agent_in_container));
-	routed = stat_read("kernel_routed");
-	pid = fork();
-	if (pid == 0)
-		_exit(-query_in(self->agent.pid, "dns_query", "scope-rmmod.example", buf,
-				sizeof(buf)));
-	ASSERT_TRUE(wait_for(stat_read("kernel_routed") == routed + 1, 60000));
 	ASSERT_EQ(0, module_unload(60000));
 	ASSERT_TRUE(wait_for(waitpid(pid, &status, WNOHANG) == pid, 60000));
 	ASSERT_EQ(0, module_load(""));
