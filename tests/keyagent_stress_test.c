@@ -382,7 +382,7 @@ static void cycler_main(uint64_t seed)
 /* ------------------------------------------------------------------ */
 
 /* /proc/key-users without the usage column's transient references. */
-static int key_users(char *buf, size_t size)
+static int key_users_text(char *buf, size_t size)
 {
 	FILE *f = fopen("/proc/key-users", "r");
 	char line[256];
@@ -405,15 +405,15 @@ static int key_users(char *buf, size_t size)
 }
 
 /* Waits until /proc/key-users stays the same for 3 s; returns it in @buf. */
-static void settled_key_users(char *buf, size_t size, long max_ms)
+static void settled_key_users_text(char *buf, size_t size, long max_ms)
 {
 	char last[4096] = "";
 	long deadline = now_ms() + max_ms, stable_since = now_ms();
 
-	key_users(last, sizeof(last));
+	key_users_text(last, sizeof(last));
 	while (now_ms() < deadline && now_ms() - stable_since < 3000) {
 		sleep_ms(250);
-		key_users(buf, size);
+		key_users_text(buf, size);
 		if (strcmp(buf, last)) {
 			strcpy(last, buf);
 			stable_since = now_ms();
@@ -482,7 +482,7 @@ int main(int argc, char **argv)
 	/* root's user keyrings are made on first use and stay: make them now. */
 	keyctl_get_keyring_ID(KEY_SPEC_USER_KEYRING, 1);
 	keyctl_get_keyring_ID(KEY_SPEC_USER_SESSION_KEYRING, 1);
-	settled_key_users(before, sizeof(before), 30000);
+	settled_key_users_text(before, sizeof(before), 30000);
 	printf("# /proc/key-users before:\n");
 	for (char *l = strtok(strdup(before), "\n"); l; l = strtok(NULL, "\n"))
 		printf("#   %s\n", l);
@@ -571,7 +571,7 @@ int main(int argc, char **argv)
 		ksft_test_result_fail("module does not unload: %s\n", strerror(-n));
 	load_module("");
 
-	settled_key_users(after, sizeof(after), 60000);
+	settled_key_users_text(after, sizeof(after), 60000);
 	if (strcmp(before, after) == 0) {
 		ksft_test_result_pass("/proc/key-users back to its baseline\n");
 	} else {
