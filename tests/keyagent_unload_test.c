@@ -75,8 +75,8 @@ TEST_F_TIMEOUT(unload, cycles_under_load, 600)
 			ASSERT_EQ(0, module_load(""));
 		routed = stat_read("routed");
 		ASSERT_EQ(0, agent_start(&self->agent, NULL));
-		/* Unload while the requesters go through the agent. */
-		ASSERT_TRUE(wait_for(stat_read("routed") >= routed + REQUESTERS, WAIT_MS))
+		/* Unload once requests go through the agent. */
+		ASSERT_TRUE(wait_for(stat_read("routed") > routed, WAIT_MS))
 			TH_LOG("cycle %d", i);
 		ASSERT_EQ(0, module_unload(WAIT_MS)) TH_LOG("cycle %d", i);
 		agent_stop(&self->agent);
