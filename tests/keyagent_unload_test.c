@@ -54,7 +54,7 @@ FIXTURE_TEARDOWN(unload)
 		module_load("");
 }
 
-TEST_F_TIMEOUT(unload, cycles_under_load, 600)
+TEST_F_TIMEOUT(unload, cycles_under_load, 1200)
 {
 	volatile int *stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
