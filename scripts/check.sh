@@ -53,6 +53,9 @@ job=$(mktemp)
 trap 'rm -f "$job"' EXIT
 printf '#!/bin/sh\nexec /tests/run_tests.sh %s\n' "$*" >"$job"
 say "running the tests in QEMU (TCG, debug kernel); console log: $log"
+# The whole guest run: 8 to 10 minutes on a shared 2-core host, 20 with
+# both its cores kept busy as well. 50 minutes keeps a fresh CI machine (a
+# 13-minute kernel build first) well inside its 90.
 set +e
 scripts/vm-run.sh --timeout "${KEYAGENT_CHECK_TIMEOUT:-3000}" --log "$log" "$job"
 status=$?

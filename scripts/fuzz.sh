@@ -9,7 +9,7 @@
 # of operations. --duration defaults to 1800 (30 minutes). --trace saves every
 # operation of every process and prints the traces' tail at the end. The run
 # fails on any kernel splat (the VM runner scans the console log), on a
-# request blocked past request_timeout + 10 s, on keys left under
+# request blocked past request_timeout + 60 s, on keys left under
 # construction, on pending counts left on agent keys, or when the module
 # does not unload at the end. The console log is $KEYAGENT_BUILD/fuzz.log.
 set -euo pipefail

@@ -9,7 +9,7 @@
 # With --duration the run lasts that long instead, however many constructions
 # it makes. It fails on any kernel splat or kmemleak report (the VM runner
 # scans the console log), on a request that fails with an undocumented error
-# or blocks past request_timeout + 10 s, when the module does not unload at
+# or blocks for 5 minutes, when the module does not unload at
 # the end, or when /proc/key-users does not return to its baseline. The
 # console log is $KEYAGENT_BUILD/stress.log.
 set -euo pipefail

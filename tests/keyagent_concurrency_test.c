@@ -49,7 +49,7 @@ static int requester(int id)
 	return bad > 255 ? 255 : bad;
 }
 
-TEST_F_TIMEOUT(load, eight_requesters, 900)
+TEST_F_TIMEOUT(load, eight_requesters, 1200)
 {
 	const char *args[] = { "-l", LOG_PATH, NULL };
 	long routed = stat_read("routed"), start = now_ms();

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Agents that die, never answer, cannot be signalled or are overloaded: each
- * construction ends with its documented error, in bounded time.
+ * construction ends with its documented error. request_timeout is an hour
+ * unless a test lowers it, so the errno tells how a construction ended (the
+ * agent's death, EOWNERDEAD, is not the timeout, ETIMEDOUT), and one that
+ * does not end holds its test until the harness's time limit: no test
+ * measures how fast anything happens.
  */
 #include <sys/resource.h>
 
@@ -18,6 +22,7 @@ FIXTURE_SETUP(fault)
 		SKIP(return, "keyagent module not loaded");
 	ASSERT_LT(0, keyctl_join_session_keyring(NULL));
 	self->agent.pid = 0;
+	ASSERT_EQ(0, param_set("request_timeout", FAR_TIMEOUT));
 }
 
 FIXTURE_TEARDOWN(fault)
@@ -43,14 +48,14 @@ TEST_F(fault, agent_dead_before_request)
 	ASSERT_LT(0, payload(key, buf, sizeof(buf)));
 	ASSERT_STREQ("request-key:cb", buf);
 	ASSERT_EQ(dead + 1, stat_read("dead_agents"));
-	ASSERT_TRUE(wait_for(key_gone(agent_key), 5000));
+	ASSERT_TRUE(wait_for(key_gone(agent_key), WAIT_MS));
 }
 
-/* An agent killed while holding requests: they fail with EOWNERDEAD within about 1 s. */
+/* An agent killed while holding requests: they fail with EOWNERDEAD, not by the timeout. */
 TEST_F(fault, agent_killed_holding_requests)
 {
 	const char *args[] = { "-i", NULL };
-	long routed = stat_read("routed"), killed_at;
+	long routed = stat_read("routed");
 	pid_t requester[3];
 	int i;
 
@@ -58,29 +63,28 @@ TEST_F(fault, agent_killed_holding_requests)
 	for (i = 0; i < 3; i++)
 		requester[i] = request_in_child(i == 0 ? "fault-kill-0" :
 						i == 1 ? "fault-kill-1" : "fault-kill-2", "x");
-	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 3, 10000));
+	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 3, WAIT_MS));
 
-	killed_at = now_ms();
 	agent_stop(&self->agent);
 	for (i = 0; i < 3; i++)
-		ASSERT_EQ(EOWNERDEAD, wait_child(requester[i], 5000));
-	TH_LOG("requesters released %ld ms after the kill", now_ms() - killed_at);
-	ASSERT_GT(1500, now_ms() - killed_at);
+		ASSERT_EQ(EOWNERDEAD, wait_child(requester[i], WAIT_MS));
 }
 
 /* An agent that dies on receiving the signal. */
 TEST_F(fault, agent_dies_on_signal)
 {
 	const char *args[] = { "-d", NULL };
-	long start = now_ms();
 
 	ASSERT_EQ(0, agent_start(&self->agent, args));
 	ASSERT_EQ(-EOWNERDEAD, request("user", "fault-die", "x", 0));
-	ASSERT_GT(5000, now_ms() - start);
 }
 
-/* An agent that never answers: ETIMEDOUT after request_timeout. */
-TEST_F_TIMEOUT(fault, agent_never_answers, 60)
+/*
+ * An agent that never answers: ETIMEDOUT once request_timeout has passed,
+ * never before (with the fixture's hour, a lowered timeout that did not
+ * apply would hold the test until its time limit).
+ */
+TEST_F(fault, agent_never_answers)
 {
 	const char *args[] = { "-i", NULL };
 	long start, elapsed, timeouts = stat_read("timeouts");
@@ -92,12 +96,12 @@ TEST_F_TIMEOUT(fault, agent_never_answers, 60)
 	elapsed = now_ms() - start;
 	TH_LOG("timed out after %ld ms", elapsed);
 	ASSERT_LE(2000, elapsed);
-	ASSERT_GT(8000, elapsed);
-	ASSERT_EQ(timeouts + 1, stat_read("timeouts"));
+	/* Counted by the reaper just after it woke the requester. */
+	ASSERT_TRUE(wait_for(stat_read("timeouts") == timeouts + 1, WAIT_MS));
 }
 
 /* The timeout applies to constructions already pending when it is lowered. */
-TEST_F_TIMEOUT(fault, timeout_lowered_while_pending, 60)
+TEST_F(fault, timeout_lowered_while_pending)
 {
 	const char *args[] = { "-i", NULL };
 	long routed = stat_read("routed");
@@ -105,12 +109,12 @@ TEST_F_TIMEOUT(fault, timeout_lowered_while_pending, 60)
 
 	ASSERT_EQ(0, agent_start(&self->agent, args));
 	requester = request_in_child("fault-lowered", "x");
-	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 1, 10000));
+	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 1, WAIT_MS));
 	ASSERT_EQ(0, param_set("request_timeout", "1"));
-	ASSERT_EQ(ETIMEDOUT, wait_child(requester, 10000));
+	ASSERT_EQ(ETIMEDOUT, wait_child(requester, WAIT_MS));
 }
 
-/* A slow agent still answers within the timeout. */
+/* A slow agent still answers: the requester waits for it. */
 TEST_F(fault, slow_agent_answers)
 {
 	const char *args[] = { "-w", "500", NULL };
@@ -141,11 +145,11 @@ TEST_F(fault, signal_queue_full)
 
 	ASSERT_EQ(0, agent_start_with(&self->agent, args, one_pending_signal));
 	first = request_in_child("fault-queue-0", "x");
-	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 1, 10000));
+	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 1, WAIT_MS));
 	ASSERT_EQ(-EAGAIN, request("user", "fault-queue-1", "x", 0));
 	ASSERT_EQ(failures + 1, stat_read("signal_failures"));
 	agent_stop(&self->agent);
-	ASSERT_EQ(EOWNERDEAD, wait_child(first, 5000));
+	ASSERT_EQ(EOWNERDEAD, wait_child(first, WAIT_MS));
 }
 
 /* More than max_pending constructions for one agent: EBUSY at once. */
@@ -159,12 +163,12 @@ TEST_F(fault, pending_limit)
 	ASSERT_EQ(0, agent_start(&self->agent, args));
 	first = request_in_child("fault-limit-0", "x");
 	second = request_in_child("fault-limit-1", "x");
-	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 2, 10000));
+	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 2, WAIT_MS));
 	ASSERT_EQ(-EBUSY, request("user", "fault-limit-2", "x", 0));
 	ASSERT_EQ(busy + 1, stat_read("busy"));
 	agent_stop(&self->agent);
-	ASSERT_EQ(EOWNERDEAD, wait_child(first, 5000));
-	ASSERT_EQ(EOWNERDEAD, wait_child(second, 5000));
+	ASSERT_EQ(EOWNERDEAD, wait_child(first, WAIT_MS));
+	ASSERT_EQ(EOWNERDEAD, wait_child(second, WAIT_MS));
 }
 
 /* Nobody but the holder of the authorisation key may answer. */
@@ -179,8 +183,8 @@ TEST_F(fault, instantiate_without_authority)
 	unlink("/tmp/fault-auth.log");
 	ASSERT_EQ(0, agent_start(&self->agent, args));
 	requester = request_in_child("fault-noauth", "x");
-	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 1, 10000));
-	ASSERT_TRUE(wait_for(count_lines("/tmp/fault-auth.log") == 1, 5000));
+	ASSERT_TRUE(wait_for(stat_read("routed") == routed + 1, WAIT_MS));
+	ASSERT_TRUE(wait_for(count_lines("/tmp/fault-auth.log") == 1, WAIT_MS));
 	f = fopen("/tmp/fault-auth.log", "r");
 	ASSERT_NE(NULL, f);
 	ASSERT_EQ(1, fscanf(f, "%d", &target));
@@ -192,7 +196,7 @@ TEST_F(fault, instantiate_without_authority)
 	ASSERT_EQ(-1, keyctl_assume_authority(target));
 	ASSERT_EQ(ENOKEY, errno);
 	agent_stop(&self->agent);
-	ASSERT_EQ(EOWNERDEAD, wait_child(requester, 5000));
+	ASSERT_EQ(EOWNERDEAD, wait_child(requester, WAIT_MS));
 	unlink("/tmp/fault-auth.log");
 }
 

@@ -9,13 +9,19 @@ ensure_module
 keyctl new_session >/dev/null
 ./keyagent-test-agent -t user -s 40 >/tmp/keyctl-agent.out &
 agent=$!
-for i in 1 2 3 4 5 6 7 8 9 10; do [ -s /tmp/keyctl-agent.out ] && break; sleep 1; done
+wait_until [ -s /tmp/keyctl-agent.out ]
 agent_key=$(cat /tmp/keyctl-agent.out)
 
 key=$(keyctl request2 user keyctl-happy hello @s)
 ktap_check "request2_answered_by_agent" [ "$(keyctl print "$key")" = "agent:hello" ]
 
-line=$(grep "^$(printf %08x "$agent_key") " /proc/keys)
+# The reaper gives the construction's pending slot back after the answer.
+agent_line() {
+	line=$(grep "^$(printf %08x "$agent_key") " /proc/keys)
+	case $line in *" pending 0"*) return 0 ;; esac
+	return 1
+}
+wait_until agent_line
 echo "# $line"
 case $line in
 *"keyagent  user: pid $agent sig 40 alive sent 1 pending 0"*) ktap_pass "proc_keys_shows_agent" ;;

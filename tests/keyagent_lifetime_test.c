@@ -15,37 +15,6 @@ enum setup {
 	SESSION_LINKED_FROM_PROCESS,	/* @s linked into @p, add_key(..., @s) */
 };
 
-/* The "nkeys" of uid 0 in /proc/key-users, -1 if not found. */
-static long root_nkeys(void)
-{
-	FILE *f = fopen("/proc/key-users", "r");
-	long uid, usage, nkeys = -1, n, ni;
-	char line[256];
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, " %ld: %ld %ld/%ld", &uid, &usage, &n, &ni) == 4 && uid == 0)
-			nkeys = n;
-	fclose(f);
-	return nkeys;
-}
-
-/* Waits until nkeys stops changing for a while (the key collector is idle). */
-static long settled_nkeys(void)
-{
-	long last = root_nkeys(), now;
-	int stable = 0, i;
-
-	for (i = 0; i < 100 && stable < 15; i++) {
-		usleep(100000);
-		now = root_nkeys();
-		stable = now == last ? stable + 1 : 0;
-		last = now;
-	}
-	return last;
-}
-
 /* Registers an agent as @how says in a child that then exits; returns its key. */
 static key_serial_t register_and_exit(enum setup how)
 {
@@ -108,28 +77,29 @@ FIXTURE_SETUP(lifetime)
 {
 	if (!module_loaded())
 		SKIP(return, "keyagent module not loaded");
-	self->baseline = settled_nkeys();
+	self->baseline = settled_key_users(0, KU_NKEYS);
 	ASSERT_LT(0, self->baseline);
 }
 
 FIXTURE_TEARDOWN(lifetime) {}
 
 /* The agent exits: its key, its keyrings and its quota go away. */
-TEST_F_TIMEOUT(lifetime, collected_after_exit, 60)
+TEST_F(lifetime, collected_after_exit)
 {
 	key_serial_t key = register_and_exit(variant->how);
 	long nkeys;
 
 	ASSERT_LT(0, key);
-	if (!wait_for(key_gone(key), 10000)) {
+	if (!wait_for(key_gone(key), WAIT_MS)) {
 		char desc[256] = "";
 
 		keyctl_describe(key, desc, sizeof(desc));
 		TH_LOG("agent key %d still exists after its agent exited: %s", key, desc);
 	}
-	nkeys = settled_nkeys();
-	TH_LOG("root's keys: %ld before, %ld after", self->baseline, nkeys);
 	EXPECT_TRUE(key_gone(key));
+	wait_for(key_users(0, KU_NKEYS) == self->baseline, WAIT_MS);
+	nkeys = key_users(0, KU_NKEYS);
+	TH_LOG("root's keys: %ld before, %ld after", self->baseline, nkeys);
 	EXPECT_EQ(self->baseline, nkeys);
 }
 

@@ -168,7 +168,7 @@ TEST_F(ops, revoke)
 TEST_F(ops, invalidate)
 {
 	ASSERT_EQ(0, keyctl_invalidate(self->key));
-	ASSERT_TRUE(wait_for(key_gone(self->key), 5000));
+	ASSERT_TRUE(wait_for(key_gone(self->key), WAIT_MS));
 }
 
 TEST_F(ops, setperm)

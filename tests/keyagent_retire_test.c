@@ -92,7 +92,7 @@ FIXTURE_TEARDOWN(retire)
 	agent_stop(&self->agent);
 }
 
-TEST_F_TIMEOUT(retire, after_failed_allocation, 120)
+TEST_F(retire, after_failed_allocation)
 {
 	unsigned long start, end;
 	key_serial_t agent_key;
@@ -123,7 +123,7 @@ TEST_F_TIMEOUT(retire, after_failed_allocation, 120)
 	ASSERT_LT(0, key);
 	ASSERT_LT(0, payload(key, buf, sizeof(buf)));
 	ASSERT_STREQ("request-key:x", buf);
-	EXPECT_TRUE(wait_for(key_gone(agent_key), 5000)) {
+	EXPECT_TRUE(wait_for(key_gone(agent_key), WAIT_MS)) {
 		char desc[256] = "";
 
 		keyctl_describe(agent_key, desc, sizeof(desc));

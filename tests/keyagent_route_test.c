@@ -101,7 +101,7 @@ TEST_F(route, authkey_gone_after_answer)
 		if (f)
 			fclose(f);
 		!found;
-	}), 5000));
+	}), WAIT_MS));
 }
 
 /* With no agent, /sbin/request-key answers: the hook does not route everything. */

@@ -54,12 +54,13 @@ FIXTURE_TEARDOWN(unload)
 		module_load("");
 }
 
-TEST_F_TIMEOUT(unload, cycles_under_load, 600)
+TEST_F_TIMEOUT(unload, cycles_under_load, 1200)
 {
 	volatile int *stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t pids[REQUESTERS];
 	int i, status;
+	long routed;
 
 	ASSERT_NE(MAP_FAILED, stop);
 	*stop = 0;
@@ -72,16 +73,19 @@ TEST_F_TIMEOUT(unload, cycles_under_load, 600)
 	for (i = 0; i < CYCLES; i++) {
 		if (!module_loaded())
 			ASSERT_EQ(0, module_load(""));
+		routed = stat_read("routed");
 		ASSERT_EQ(0, agent_start(&self->agent, NULL));
-		usleep(200000);
-		ASSERT_EQ(0, module_unload(5000)) TH_LOG("cycle %d", i);
+		/* Unload once requests go through the agent. */
+		ASSERT_TRUE(wait_for(stat_read("routed") > routed, WAIT_MS))
+			TH_LOG("cycle %d", i);
+		ASSERT_EQ(0, module_unload(WAIT_MS)) TH_LOG("cycle %d", i);
 		agent_stop(&self->agent);
 	}
 	ASSERT_EQ(0, module_load(""));
 	*stop = 1;
 	for (i = 0; i < REQUESTERS; i++) {
-		/* A requester may be in a fallback construction: a few seconds at most. */
-		ASSERT_TRUE(wait_for(waitpid(pids[i], &status, WNOHANG) == pids[i], 30000));
+		/* A requester may be in a fallback construction. */
+		ASSERT_TRUE(wait_for(waitpid(pids[i], &status, WNOHANG) == pids[i], WAIT_MS));
 		ASSERT_TRUE(WIFEXITED(status));
 		EXPECT_EQ(0, WEXITSTATUS(status));
 	}

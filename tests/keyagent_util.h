@@ -27,6 +27,36 @@
 #define STATS_DIR "/sys/kernel/debug/keyagent/"
 #define MODULE_PATH "/lib/keyagent/keyagent.ko"
 
+/*
+ * How long a test waits for something it expects to happen: an agent to
+ * start, a construction to be routed or released, the garbage collector to
+ * remove a key, the module to become free to unload. An idle guest does each
+ * of these within a second or two; the tests run under QEMU TCG on shared,
+ * loaded machines, so they wait far longer. Waiting only bounds how long a
+ * broken test takes to fail: it costs nothing when things work. No test
+ * asserts that something happened quickly.
+ */
+#define WAIT_MS 60000
+
+/*
+ * request_timeout for tests whose constructions must end some other way (an
+ * answer, the agent's death, an unload, a lowered timeout): an hour, so that
+ * a construction that ends by the timeout instead is seen by its errno or by
+ * the test's own time limit, never confused with a slow machine.
+ */
+#define FAR_TIMEOUT "3600"
+
+/*
+ * The harness's per-test limit (kselftest_harness.h: 30 s, expanded where
+ * each TEST_F is defined): above WAIT_MS, so that a test that fails fails
+ * on its own assertion, with its message, rather than by the harness's
+ * timeout.
+ */
+#ifdef TEST_TIMEOUT_DEFAULT
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+#endif
+
 struct agent {
 	pid_t pid;
 	key_serial_t key;	/* its keyagent key */
@@ -106,7 +136,7 @@ static inline int agent_start_with(struct agent *a, const char *const *args,
 	pfd.fd = fds[0];
 	pfd.events = POLLIN;
 	len = 0;
-	if (poll(&pfd, 1, 20000) == 1)
+	if (poll(&pfd, 1, WAIT_MS) == 1)
 		len = read(fds[0], line, sizeof(line) - 1);
 	close(fds[0]);
 	a->key = len > 0 ? atoi(line) : 0;
@@ -209,6 +239,58 @@ static inline int key_gone(key_serial_t key)
 		usleep(10000);						\
 	__ok;								\
 })
+
+/* The columns of /proc/key-users: "uid: usage nkeys/nikeys qnkeys/maxkeys qnbytes/maxbytes". */
+enum key_users_field {
+	KU_USAGE, KU_NKEYS, KU_NIKEYS, KU_QNKEYS, KU_MAXKEYS, KU_QNBYTES, KU_MAXBYTES,
+};
+
+/* @field of @uid's line in /proc/key-users, -1 if there is none. */
+static inline long key_users(long uid, enum key_users_field field)
+{
+	FILE *f = fopen("/proc/key-users", "r");
+	long v[8], value = -1;
+	char line[256];
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " %ld: %ld %ld/%ld %ld/%ld %ld/%ld", &v[0], &v[1], &v[2], &v[3],
+			   &v[4], &v[5], &v[6], &v[7]) == 8 && v[0] == uid)
+			value = v[1 + field];
+	fclose(f);
+	return value;
+}
+
+/*
+ * How long /proc/key-users must stay unchanged before the key garbage
+ * collector is taken to be idle. What is left for it to do is started by
+ * timers on the guest's clock (gc_delay, 1 s in the guest, and the 1 s a
+ * negative key is cached), which a loaded host does not stretch, and then
+ * by its own work, which a loaded host does: 5 s leaves that work several
+ * times what it needs.
+ */
+#define SETTLE_MS 5000
+
+/*
+ * @field of @uid once the garbage collector is idle: unchanged for SETTLE_MS
+ * (or whatever it is after WAIT_MS). For baselines; to check that a value
+ * came back, wait_for() it instead.
+ */
+static inline long settled_key_users(long uid, enum key_users_field field)
+{
+	long last = key_users(uid, field), now, since = now_ms(), deadline = since + WAIT_MS;
+
+	while (now_ms() - since < SETTLE_MS && now_ms() < deadline) {
+		usleep(100000);
+		now = key_users(uid, field);
+		if (now != last) {
+			last = now;
+			since = now_ms();
+		}
+	}
+	return last;
+}
 
 /* finit_module() of the keyagent module with @params: 0 or -errno. */
 static inline int module_load(const char *params)

@@ -38,6 +38,36 @@ ktap_finish() {
 	exit 0
 }
 
+# How long a shell test waits for something it expects (WAIT_MS in
+# keyagent_util.h): an idle guest needs a second or two, loaded hosts far
+# more. Waiting only bounds how long a broken test takes to fail.
+WAIT_S=60
+
+# wait_until CMD...: runs CMD every 0.1 s until it succeeds (status 0), or
+# until WAIT_S seconds have passed (status 1).
+wait_until() {
+	_wait_deadline=$(($(date +%s) + WAIT_S))
+	until "$@"; do
+		[ "$(date +%s)" -lt "$_wait_deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# rmmod_retrying: rmmod keyagent, retrying while a construction holds the
+# module (EAGAIN: the moment the hook takes a construction, README "Hook").
+rmmod_retrying() {
+	_wait_deadline=$(($(date +%s) + WAIT_S))
+	until _rmmod_out=$(rmmod keyagent 2>&1); do
+		case $_rmmod_out in
+		*"temporarily unavailable"*) [ "$(date +%s)" -lt "$_wait_deadline" ] || break ;;
+		*) break ;;
+		esac
+		sleep 0.1
+	done
+	[ -z "$_rmmod_out" ] || echo "# $_rmmod_out"
+	! grep -q '^keyagent ' /proc/modules
+}
+
 # Load the module if it is not loaded.
 ensure_module() {
 	grep -q '^keyagent ' /proc/modules || insmod /lib/keyagent/keyagent.ko
