@@ -286,7 +286,7 @@ TEST_F_TIMEOUT(leaks, replaced_registrations_leave_one_keyring, 300)
 
 	for (i = 0; i < 100; i++)
 		ASSERT_LT(0, add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING));
-	ASSERT_TRUE(wait_for(module_keyrings() <= before + 1, 60000))
+	ASSERT_TRUE(wait_for(module_keyrings() <= before + 1, WAIT_MS))
 		TH_LOG("%d module keyrings, %d before", module_keyrings(), before);
 }
 
@@ -313,7 +313,7 @@ TEST_F_TIMEOUT(leaks, over_quota_registrations_leave_nothing, 300)
 	ASSERT_EQ(0, seteuid(0));
 	snprintf(value, sizeof(value), "%ld", self->maxkeys);
 	ASSERT_EQ(0, write_file("/proc/sys/kernel/keys/maxkeys", value));
-	ASSERT_TRUE(wait_for(user_keys(1000, 0) == before, 60000))
+	ASSERT_TRUE(wait_for(user_keys(1000, 0) == before, WAIT_MS))
 		TH_LOG("uid 1000 has %ld keys, %ld before", user_keys(1000, 0), before);
 }
 

@@ -295,7 +295,7 @@ TEST_F_TIMEOUT(route, agent_requesting_own_type_fails_at_once, 300)
 	sigset_t set;
 
 	/* Well beyond any construction that is not a deadlock. */
-	ASSERT_EQ(0, param_set("request_timeout", "600"));
+	ASSERT_EQ(0, param_set("request_timeout", FAR_TIMEOUT));
 	sigemptyset(&set);
 	sigaddset(&set, 40);
 	ASSERT_EQ(0, sigprocmask(SIG_BLOCK, &set, NULL));

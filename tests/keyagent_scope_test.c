@@ -348,13 +348,13 @@ static pid_t pending_kernel_request(struct __test_metadata *_metadata,
 	char buf[64];
 	pid_t pid;
 
-	EXPECT_EQ(0, param_set("request_timeout", "600"));
+	EXPECT_EQ(0, param_set("request_timeout", FAR_TIMEOUT));
 	EXPECT_EQ(0, agent_start_with(&self->agent, args, agent_in_container));
 	routed = stat_read("kernel_routed");
 	pid = fork();
 	if (pid == 0)
 		_exit(-query_in(self->agent.pid, "dns_query", name, buf, sizeof(buf)));
-	EXPECT_TRUE(wait_for(stat_read("kernel_routed") == routed + 1, 60000));
+	EXPECT_TRUE(wait_for(stat_read("kernel_routed") == routed + 1, WAIT_MS));
 	return pid;
 }
 
@@ -365,7 +365,7 @@ TEST_F(scope, agent_killed_holding_kernel_request)
 	int status;
 
 	agent_stop(&self->agent);
-	ASSERT_TRUE(wait_for(waitpid(pid, &status, WNOHANG) == pid, 60000));
+	ASSERT_TRUE(wait_for(waitpid(pid, &status, WNOHANG) == pid, WAIT_MS));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(EOWNERDEAD, WEXITSTATUS(status));
 }
@@ -388,7 +388,7 @@ TEST_F(scope, agent_own_kernel_request_fails_at_once)
 	char buf[64];
 	sigset_t set;
 
-	ASSERT_EQ(0, param_set("request_timeout", "600"));
+	ASSERT_EQ(0, param_set("request_timeout", FAR_TIMEOUT));
 	sigemptyset(&set);
 	sigaddset(&set, 40);
 	ASSERT_EQ(0, sigprocmask(SIG_BLOCK, &set, NULL));
@@ -403,8 +403,8 @@ TEST_F(scope, rmmod_cancels_kernel_request)
 	pid_t pid = pending_kernel_request(_metadata, self, "scope-rmmod.example");
 	int status;
 
-	ASSERT_EQ(0, module_unload(60000));
-	ASSERT_TRUE(wait_for(waitpid(pid, &status, WNOHANG) == pid, 60000));
+	ASSERT_EQ(0, module_unload(WAIT_MS));
+	ASSERT_TRUE(wait_for(waitpid(pid, &status, WNOHANG) == pid, WAIT_MS));
 	ASSERT_EQ(0, module_load(""));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(ECANCELED, WEXITSTATUS(status));
