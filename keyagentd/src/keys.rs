@@ -265,6 +265,42 @@ fn auth_target(serial: Serial) -> Option<Serial> {
     u32::from_str_radix(hex, 16).ok().map(|s| s as Serial)
 }
 
+/// Looks a key up in the caller's keyrings and, with authority assumed, in
+/// the requester's, without constructing it if it is missing (request-key's
+/// `%{TYPE:DESCRIPTION}`); returns its payload.
+pub fn look_up_payload(key_type: &str, description: &str) -> Result<Vec<u8>, Errno> {
+    let key_type = CString::new(key_type).map_err(|_| Errno::EINVAL)?;
+    let description = CString::new(description).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: NUL-terminated strings alive during the call; no callout, no
+    // destination keyring.
+    let serial = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_request_key,
+            key_type.as_ptr(),
+            description.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            0 as libc::c_long,
+        )
+    })? as Serial;
+    read(serial)
+}
+
+/// The serial a special keyring id stands for (0 if there is none), e.g.
+/// `KEY_SPEC_REQUESTOR_KEYRING`: with authority assumed, the keyring the
+/// kernel links the key under construction into.
+pub fn keyring_id(special: Serial) -> Result<Serial, Errno> {
+    // SAFETY: KEYCTL_GET_KEYRING_ID takes integers only.
+    let serial = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_GET_KEYRING_ID as libc::c_long,
+            special as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    Errno::result(serial).map(|s| s as Serial)
+}
+
 /// Why registration failed, in words.
 pub fn explain_registration_error(err: Errno) -> String {
     let reason = match err {
