@@ -698,9 +698,11 @@ impl Daemon {
         }
         let (payload, overflow) = handler.process.payload();
         match end {
-            HandlerEnd::Exited(0) if overflow => {
+            // request-key gives up as soon as its buffer is full, whatever
+            // the handler does next.
+            _ if overflow => {
                 let outcome = format!(
-                    "handler exited 0 but wrote more than {PAYLOAD_MAX} bytes; {}",
+                    "handler wrote more than {PAYLOAD_MAX} bytes (it {end}); {}",
                     self.reject(&authority, Unanswered::Failed)
                 );
                 log(log::Level::Warn, &outcome);
