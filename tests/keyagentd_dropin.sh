@@ -18,7 +18,7 @@ if [ ! -x $KD ] || [ ! -x /sbin/key.dns_resolver ] || [ ! -f /etc/request-key.co
 	ktap_skip "keyagentd_dropin" "no keyagentd, key.dns_resolver or stock request-key.conf in this image"
 	ktap_finish
 fi
-ktap_header 28
+ktap_header 31
 ensure_module
 timeout_param=/sys/module/keyagent/parameters/request_timeout
 old_timeout=$(cat $timeout_param)
@@ -44,6 +44,7 @@ args) key=$1; shift; exec /bin/keyctl instantiate "$key" "$*" 0 ;;
 fail) echo "handler failing on purpose" >&2; exit 3 ;;
 big) head -c 40000 /dev/zero | tr '\0' x; exit 0 ;;
 upper) tr a-z A-Z; exit 0 ;;
+env) exec /bin/keyctl instantiate "$1" "$HOME $PATH $(env | wc -l)" 0 ;;
 esac
 exit 9
 EOF
@@ -61,6 +62,7 @@ create	user	kd-pipe9:*	*	|$dir/handler none
 negate	user	kd-pipefail:1	*	/bin/keyctl reject %k 20 rejected %S
 create	user	kd-pipebig:*	*	|$dir/handler big
 create	user	kd-silent:*	*	/bin/true
+create	user	kd-env:*	*	$dir/handler env %k
 EOF
 
 # The agent: keyagentd with request-key's configuration and errors, in this
@@ -166,6 +168,9 @@ keyctl session - sh -c 'keyctl add user kd-secret s3cret @s >/dev/null &&
 grep -v "^Joined session keyring" $dir/sub.err
 echo "# keysub: keyagentd: $(cat $dir/sub.agent); request-key: $(cat $dir/sub.rk)"
 check "keysub_macro_from_requester_keyrings" "[ \"\$(cat $dir/sub.agent)\" = s3cret ] && [ \"\$(cat $dir/sub.rk)\" = s3cret ] && grep -q 'kd-sub:1.*answered' $dir/daemon.log"
+# The kernel's environment for request-key, and so for its handlers.
+n=$(env -i HOME=/ PATH=/sbin:/bin:/usr/sbin:/usr/bin /bin/sh -c 'env | wc -l')
+same "handler_environment" user kd-env:1 x "payload=/ /sbin:/bin:/usr/sbin:/usr/bin $n"
 same "piped_handler_payload" user kd-pipe:1 hello "payload=HELLO"
 # A piped handler exits 9: the stock "negate * * *" line negates for 30 s.
 same "piped_failure_runs_stock_negate_line" user kd-pipe9:1 x "error=Required key not available" 30
@@ -191,9 +196,11 @@ rm -f /etc/request-key.d/kd-dropin.conf
 # SIGHUP reloads; a file with an error keeps the previous configuration.
 printf 'create user kd-reload:* * builtin:instantiate v1\n' >$dir/reload.conf
 keyctl new_session >/dev/null
-$KD -c $dir/reload.conf --type user >$dir/reload.out 2>$dir/reload.log &
+$KD -c $dir/reload.conf --type user --link @u >$dir/reload.out 2>$dir/reload.log &
 daemon=$!
 wait_for_grep user $dir/reload.out
+read -r _ agent_key <$dir/reload.out
+check "link_agent_key_into_user_keyring" "[ \"\$(keyctl search @u keyagent user)\" = $agent_key ]"
 v1=$(keyctl print "$(keyctl request2 user kd-reload:1 x @s)")
 printf 'create user kd-reload:* * builtin:instantiate v2\n' >$dir/reload.conf
 kill -HUP $daemon
@@ -208,6 +215,7 @@ ktap_check "sighup_reloads" [ "$v1 $v2" = "v1 v2" ]
 check "bad_reload_keeps_old_configuration" "[ '$v3' = v2 ] && grep -q '$dir/reload.conf:2: syntax error' $dir/reload.log && kill -0 $daemon"
 kill -TERM $daemon
 wait $daemon
+check "linked_agent_key_retired" "! keyctl search @u keyagent user >/dev/null 2>&1"
 
 # The bound: 30 requests at once, at most 3 handlers. Each handler counts how
 # many run (under a mkdir lock) and waits until the other two of its group of

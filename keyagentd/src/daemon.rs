@@ -3,6 +3,7 @@
 use crate::config::{Action, Config, Rule, Source, OP_CREATE, OP_NEGATE};
 use crate::delivery::{Event, Notice, SignalDelivery};
 use crate::keys::{self, Authority, Serial};
+use crate::notify;
 use crate::runner::{HandlerEnd, Limiter, OutputLine, Process, Stream, PAYLOAD_MAX};
 use crate::spawn::{self, Spawner};
 use crate::template::{Arg, Request};
@@ -56,6 +57,10 @@ enum Unanswered {
 /// What the daemon is asked to do.
 pub struct Settings {
     pub types: Vec<String>,
+    /// Keyrings the agent keys are also linked into.
+    pub links: Vec<Serial>,
+    /// Handlers get the daemon's environment, not the kernel's.
+    pub keep_env: bool,
     pub signal: i32,
     /// Where the configuration was read from (`None`: the built-in default),
     /// read again on SIGHUP.
@@ -109,7 +114,8 @@ pub fn run(settings: Settings) -> Result<i32, String> {
             settings.signal
         )
     })?;
-    let spawner = Spawner::new().map_err(|err| format!("cannot open /dev/null: {err}"))?;
+    let spawner =
+        Spawner::new(!settings.keep_env).map_err(|err| format!("cannot open /dev/null: {err}"))?;
     if !settings.command.is_empty() {
         let session = keys::join_new_session_keyring()
             .map_err(|err| format!("cannot join a new session keyring: {err}"))?;
@@ -138,6 +144,7 @@ pub fn run(settings: Settings) -> Result<i32, String> {
         daemon.shutdown();
         return Ok(status);
     }
+    notify::notify("READY=1");
     daemon.serve()
 }
 
@@ -170,6 +177,15 @@ impl Daemon {
                         keys::explain_registration_error(err)
                     ));
                 }
+            }
+        }
+        for keyring in self.settings.links.clone() {
+            for (key_type, serial) in &self.agent_keys {
+                keys::link(*serial, keyring).map_err(|err| {
+                    format!(
+                        "cannot link agent key {serial} ({key_type}) into keyring {keyring}: {err}"
+                    )
+                })?;
             }
         }
         let summary: Vec<String> = self
@@ -349,7 +365,10 @@ impl Daemon {
             info!("SIGHUP: no configuration file to reload (built-in default)");
             return;
         };
-        match Config::load(sources) {
+        notify::notify("RELOADING=1");
+        let result = Config::load(sources);
+        notify::notify("READY=1");
+        match result {
             Ok(config) => {
                 info!(
                     "SIGHUP: configuration reloaded: {} handler line(s) (was {})",
@@ -803,6 +822,7 @@ impl Daemon {
     /// Leaves nothing under construction: no new constructions, handlers
     /// killed, everything pending rejected with ECANCELED.
     fn shutdown(&mut self) {
+        notify::notify("STOPPING=1");
         self.retire_agent_keys();
         let (peak_running, peak_waiting) = self.limiter.peaks();
         debug!(

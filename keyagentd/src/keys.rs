@@ -301,6 +301,35 @@ pub fn keyring_id(special: Serial) -> Result<Serial, Errno> {
     Errno::result(serial).map(|s| s as Serial)
 }
 
+/// The keyring `@u`, `@us`, `@s`, `@p`, `@t` or a serial stands for.
+pub fn parse_keyring(name: &str) -> Option<Serial> {
+    Some(match name {
+        "@t" => libc::KEY_SPEC_THREAD_KEYRING,
+        "@p" => libc::KEY_SPEC_PROCESS_KEYRING,
+        "@s" => libc::KEY_SPEC_SESSION_KEYRING,
+        "@u" => libc::KEY_SPEC_USER_KEYRING,
+        "@us" => libc::KEY_SPEC_USER_SESSION_KEYRING,
+        _ => match name.parse::<Serial>() {
+            Ok(serial) if serial > 0 => serial,
+            _ => return None,
+        },
+    })
+}
+
+/// Links a key into a keyring.
+pub fn link(serial: Serial, keyring: Serial) -> Result<(), Errno> {
+    // SAFETY: KEYCTL_LINK takes integers only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_LINK as libc::c_long,
+            serial as libc::c_long,
+            keyring as libc::c_long,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// Why registration failed, in words.
 pub fn explain_registration_error(err: Errno) -> String {
     let reason = match err {
@@ -335,6 +364,18 @@ mod tests {
         assert_eq!(d.description, b"db;pw");
         assert!(Description::parse(b"user;x;0;0;d").is_none());
         assert!(Description::parse(b"user;0;0").is_none());
+    }
+
+    #[test]
+    fn keyring_names() {
+        assert_eq!(parse_keyring("@u"), Some(libc::KEY_SPEC_USER_KEYRING));
+        assert_eq!(
+            parse_keyring("@us"),
+            Some(libc::KEY_SPEC_USER_SESSION_KEYRING)
+        );
+        assert_eq!(parse_keyring("123"), Some(123));
+        assert_eq!(parse_keyring("-3"), None);
+        assert_eq!(parse_keyring("@x"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod daemon;
 mod delivery;
 mod keys;
 mod logging;
+mod notify;
 mod runner;
 mod signals;
 mod spawn;
@@ -129,6 +130,16 @@ struct Cli {
     /// Seconds a key rejected by the daemon stays negative (requests fail at once meanwhile)
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     negative_timeout: u32,
+
+    /// Also link the agent keys into KEYRING (@u, @us, @s or a serial), so that
+    /// requesters whose session keyrings nest it are served (repeatable)
+    #[arg(long, value_name = "KEYRING")]
+    link: Vec<String>,
+
+    /// Give handlers the daemon's environment instead of the kernel's
+    /// HOME=/ PATH=/sbin:/bin:/usr/sbin:/usr/bin
+    #[arg(long)]
+    keep_env: bool,
 
     /// Most handler processes running at once; further constructions wait in order
     #[arg(
@@ -369,8 +380,21 @@ fn main() -> ExitCode {
     }
     log::debug!("logging to {destination}");
 
+    let mut links = Vec::new();
+    for name in &cli.link {
+        match keys::parse_keyring(name) {
+            Some(serial) => links.push(serial),
+            None => {
+                error!("--link {name}: not @u, @us, @s, @p, @t or a key serial");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+
     let settings = daemon::Settings {
         types: cli.types,
+        links,
+        keep_env: cli.keep_env,
         signal: cli.signal,
         sources,
         config,

@@ -111,15 +111,21 @@ impl Drop for RawSpawn {
     }
 }
 
+/// The environment the kernel gives /sbin/request-key (and so its handlers).
+pub const KERNEL_ENVIRONMENT: [&str; 2] = ["HOME=/", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"];
+
 /// Starts handler processes.
 pub struct Spawner {
     devnull: OwnedFd,
+    /// The kernel's environment for handlers, or the daemon's.
+    kernel_environment: bool,
 }
 
 impl Spawner {
-    pub fn new() -> std::io::Result<Spawner> {
+    pub fn new(kernel_environment: bool) -> std::io::Result<Spawner> {
         Ok(Spawner {
             devnull: File::open("/dev/null")?.into(),
+            kernel_environment,
         })
     }
 
@@ -138,7 +144,14 @@ impl Spawner {
             .iter()
             .map(|arg| c_string(arg))
             .collect::<Result<Vec<_>, _>>()?;
-        let env = environment(&[])?;
+        let env = if self.kernel_environment {
+            KERNEL_ENVIRONMENT
+                .iter()
+                .map(|entry| c_string(entry.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            environment(&[])?
+        };
         let (stdin, child_stdin) = if piped {
             let (read, write) = pipe(false)?;
             (Some(write), Some(read))
@@ -293,20 +306,22 @@ mod tests {
 
     #[test]
     fn handler_runs_in_root_in_own_process_group_with_null_stdin() {
-        let spawner = Spawner::new().unwrap();
-        let script =
-            r#"test "$(cut -d' ' -f5 /proc/$$/stat)" = $$ && ! read line && pwd && echo "$0" >&2"#;
+        let spawner = Spawner::new(true).unwrap();
+        let script = r#"test "$(cut -d' ' -f5 /proc/$$/stat)" = $$ && ! read line && pwd && echo "$0" >&2 && echo "$HOME $PATH""#;
         let (pid, io) = spawner
             .handler(b"/bin/sh", &bytes(&["handler-name", "-c", script]), false)
             .unwrap();
         assert!(io.stdin.is_none() && io.stderr.is_none());
         assert_eq!(exit_code(pid), 0);
-        assert_eq!(output(io.stdout), "/\nhandler-name\n");
+        assert_eq!(
+            output(io.stdout),
+            "/\nhandler-name\n/ /sbin:/bin:/usr/sbin:/usr/bin\n"
+        );
     }
 
     #[test]
     fn piped_handler_gets_three_pipes() {
-        let spawner = Spawner::new().unwrap();
+        let spawner = Spawner::new(true).unwrap();
         let script = "read line; echo \"out:$line\"; echo err >&2";
         let (pid, io) = spawner
             .handler(b"/bin/sh", &bytes(&["sh", "-c", script]), true)
@@ -321,7 +336,7 @@ mod tests {
 
     #[test]
     fn missing_programs_are_reported() {
-        let spawner = Spawner::new().unwrap();
+        let spawner = Spawner::new(true).unwrap();
         assert_eq!(
             spawner
                 .handler(b"/nonexistent/handler", &bytes(&["handler"]), false)
