@@ -14,7 +14,7 @@ if [ ! -x $KD ]; then
 	ktap_skip "keyagentd_container" "no $KD in this image"
 	ktap_finish
 fi
-ktap_header 19
+ktap_header 20
 ensure_module
 
 dir=/tmp/keyagentd-test
@@ -61,7 +61,13 @@ while [ "$(ls /tmp/keyagentd-test/barrier | wc -l)" -lt 4 ]; do
 done
 exec /bin/keyctl instantiate "$1" "$2" 0
 EOF
-chmod +x $dir/host-handler $dir/barrier-handler
+# A handler whose background child writes after the handler has exited.
+cat >$dir/bg-handler <<'EOF'
+#!/bin/sh
+(sleep 1; echo "late output"; echo done >/tmp/keyagentd-test/bg.done) &
+exec /bin/keyctl instantiate "$1" bg 0
+EOF
+chmod +x $dir/host-handler $dir/barrier-handler $dir/bg-handler
 
 cat >$dir/handlers.conf <<EOF
 # Handlers of the container's daemon.
@@ -72,6 +78,7 @@ create user  kd-barrier:*    *        $dir/barrier-handler %k %c
 create user  kd-false:*      *        /bin/false
 create user  kd-silent:*     *        /bin/true
 create user  kd-slow:*       *        /bin/sleep 600
+create user  kd-bg:*         *        $dir/bg-handler %k
 EOF
 
 # The container: a shell in new namespaces sets its hostname and becomes the
@@ -123,6 +130,13 @@ for i in 1 2 3 4; do
 done
 [ $ok = 1 ]
 verdict "concurrent_handlers"
+
+# The handler's output is read until its own children close it: they never
+# get SIGPIPE.
+v=$(keyctl print "$(keyctl request2 user kd-bg:1 x @s)")
+wait_for $dir/bg.done
+for i in $(seq 1 600); do grep -q "handler output: late output" $dir/daemon.log && break; sleep 0.1; done
+ktap_check "background_output_logged_after_exit" sh -c "[ '$v' = bg ] && [ -s $dir/bg.done ] && grep -q 'handler output: late output' $dir/daemon.log"
 
 keyctl request2 user kd-false:1 x @s >$dir/false.out 2>&1
 expect_error "failing_handler_rejects_EKEYREJECTED" $dir/false.out "Key was rejected by service"

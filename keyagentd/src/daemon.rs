@@ -99,6 +99,9 @@ struct Daemon {
     spawner: Spawner,
     agent_keys: Vec<(String, Serial)>,
     handlers: HashMap<Pid, Handler>,
+    /// Exited handlers whose output pipe is still open (their own children
+    /// hold it): read until it ends, so that those children never get SIGPIPE.
+    draining: HashMap<Pid, (Serial, Process)>,
     limiter: Limiter<Job>,
     command: Option<Pid>,
     command_status: Option<i32>,
@@ -128,6 +131,7 @@ pub fn run(settings: Settings) -> Result<i32, String> {
         spawner,
         agent_keys: Vec::new(),
         handlers: HashMap::new(),
+        draining: HashMap::new(),
         limiter,
         command: None,
         command_status: None,
@@ -282,6 +286,11 @@ impl Daemon {
         let mut streams = Vec::new();
         for (pid, handler) in &self.handlers {
             for (fd, stream) in handler.process.poll_set() {
+                streams.push((*pid, fd, stream));
+            }
+        }
+        for (pid, (_, process)) in &self.draining {
+            for (fd, stream) in process.poll_set() {
                 streams.push((*pid, fd, stream));
             }
         }
@@ -614,6 +623,15 @@ impl Daemon {
 
     /// Moves a handler's I/O along; finishes it when it is done.
     fn service(&mut self, pid: Pid, stream: Stream) {
+        if let Some((serial, process)) = self.draining.get_mut(&pid) {
+            let mut lines = Vec::new();
+            process.service(stream, &mut lines);
+            log_output(*serial, &lines);
+            if process.poll_set().is_empty() {
+                self.draining.remove(&pid);
+            }
+            return;
+        }
         let Some(handler) = self.handlers.get_mut(&pid) else {
             return;
         };
@@ -658,12 +676,6 @@ impl Daemon {
             return;
         };
         handler.process.ended(end);
-        if !handler.process.piped() {
-            // Its output so far; its own children may hold the pipe open.
-            let mut lines = Vec::new();
-            handler.process.close(&mut lines);
-            log_output(handler.job.request.serial, &lines);
-        }
         if handler.process.finished() {
             self.finish(pid);
         }
@@ -674,16 +686,26 @@ impl Daemon {
         let Some(mut handler) = self.handlers.remove(&pid) else {
             return;
         };
+        let serial = handler.job.request.serial;
         let mut lines = Vec::new();
-        handler.process.close(&mut lines);
-        log_output(handler.job.request.serial, &lines);
+        if handler.settled || handler.process.piped() {
+            handler.process.close(&mut lines);
+        } else {
+            // What it wrote so far; its own children may still write.
+            handler.process.drain(&mut lines);
+        }
+        log_output(serial, &lines);
         let end = handler.process.end().expect("finished handlers have ended");
-        if handler.settled {
-            debug!(
-                "key {}: handler pid {pid} {end}",
-                handler.job.request.serial
-            );
-        } else if let Some(follow_up) = self.settle(&handler, end) {
+        let follow_up = if handler.settled {
+            debug!("key {serial}: handler pid {pid} {end}");
+            None
+        } else {
+            self.settle(&handler, end)
+        };
+        if !handler.process.poll_set().is_empty() {
+            self.draining.insert(pid, (serial, handler.process));
+        }
+        if let Some(follow_up) = follow_up {
             // The negate line runs in the slot the piped handler had.
             if self.start(follow_up) {
                 return;
@@ -797,7 +819,7 @@ impl Daemon {
             .map(|(pid, _)| *pid)
             .collect();
         for pid in expired {
-            kill_handler(pid);
+            kill_handler(pid, self.handlers[&pid].process.end().is_some());
             let end = HandlerEnd::TimedOut(self.settings.handler_timeout);
             let handler = self.handlers.get_mut(&pid).expect("listed above");
             let mut lines = Vec::new();
@@ -832,7 +854,7 @@ impl Daemon {
 
         let pids: Vec<Pid> = self.handlers.keys().copied().collect();
         for pid in pids {
-            kill_handler(pid);
+            kill_handler(pid, self.handlers[&pid].process.end().is_some());
             let handler = self.handlers.get_mut(&pid).expect("listed above");
             if handler.settled {
                 continue;
@@ -964,8 +986,11 @@ fn expand_args(argv0: &[u8], args: &[Arg], request: &Request) -> Result<Vec<Vec<
 }
 
 /// Kills a handler and everything it started.
-fn kill_handler(pid: Pid) {
-    if killpg(pid, Signal::SIGKILL).is_err() {
+/// Kills a handler and everything it started; once it has been reaped, its
+/// pid may belong to another process, so then only its process group is
+/// signalled.
+fn kill_handler(pid: Pid, reaped: bool) {
+    if killpg(pid, Signal::SIGKILL).is_err() && !reaped {
         let _ = kill(pid, Signal::SIGKILL);
     }
 }

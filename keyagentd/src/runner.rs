@@ -268,6 +268,17 @@ impl Process {
         self.exit.is_some() && (!self.piped || (self.stdout.is_none() && self.stderr.is_none()))
     }
 
+    /// Reads what is there without blocking, keeping open the streams that
+    /// have not ended.
+    pub fn drain(&mut self, lines: &mut Vec<OutputLine>) {
+        if self.stdout.is_some() {
+            self.read_stdout(lines);
+        }
+        if self.stderr.is_some() {
+            self.read_stderr(lines);
+        }
+    }
+
     /// Reads what is left without blocking, and closes every stream (a
     /// handler's own children may keep theirs open).
     pub fn close(&mut self, lines: &mut Vec<OutputLine>) {
