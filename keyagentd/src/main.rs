@@ -54,20 +54,23 @@ CONFIGURATION
   then TYPE, DESCRIPTION, CALLOUT), the first read on a tie. PROGRAM runs in /,
   as a child of the daemon (its namespaces, its own process group), with
   argv[0] the part after the last '/', the construction's authority assumed,
-  stdin /dev/null and its output logged. |PROGRAM is piped: the callout
-  information on its stdin, the key instantiated with its stdout (at most 32768
-  bytes) if it exits 0, else the best 'negate' line runs. Whole arguments are
-  substituted: %o operation, %k key serial, %t type, %d description, %c callout
-  information, %u and %g the key's (requester's) uid and gid, %T and %P 0, %S
-  the keyring the key is linked into (the requester's session keyring unless it
-  asked for another), %{TYPE:DESCRIPTION} the payload of that key in the
-  requester's keyrings, %%... a literal %.... keyagentd's builtins:
+  the kernel's environment for request-key (HOME=/ PATH=/sbin:/bin:/usr/sbin:
+  /usr/bin; --keep-env: the daemon's), stdin /dev/null and its output logged.
+  |PROGRAM is piped: the callout information on its stdin, the key instantiated
+  with its stdout (at most 32768 bytes) if it exits 0, else the best 'negate'
+  line runs. Whole arguments are substituted: %o operation, %k key serial, %t
+  type, %d description, %c callout information, %u and %g the key's
+  (requester's) uid and gid, %T and %P 0, %S the keyring the key is linked into
+  (the requester's session keyring unless it asked for another),
+  %{TYPE:DESCRIPTION} the payload of that key in the requester's keyrings,
+  %%... a literal %.... keyagentd's builtins:
       builtin:instantiate [TEXT]   instantiate with TEXT (default %c)
       builtin:negate [SECONDS]     negate (requests fail with ENOKEY)
   take quoted arguments with inline substitutions. Errors are refused at
   start-up as FILE:LINE: REASON (lines whose OP can never match are ignored, as
   request-key ignores them). Without a configuration every request is answered
-  by   create * * * builtin:instantiate %c
+  by
+      create * * * builtin:instantiate %c
 
 ERRORS (how a construction nobody answered fails; --errors request-key:
 ENOKEY for 60 s in every case but ETIMEDOUT)
