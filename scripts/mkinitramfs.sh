@@ -32,6 +32,9 @@ for prog in /bin/keyctl /sbin/request-key /sbin/key.dns_resolver; do
 done
 mkdir -p "$root/usr/share/keyutils" "$root/etc/request-key.d" "$root/etc/keyutils"
 cp /usr/share/keyutils/request-key-debug.sh "$root/usr/share/keyutils/"
+if dpkg --verify keyutils 2>/dev/null | grep -q ' /etc/request-key.conf$'; then
+	echo "warning: this machine's /etc/request-key.conf differs from keyutils' stock file; the guest gets it as it is" >&2
+fi
 cp /etc/request-key.conf "$root/etc/request-key.conf"
 cp "$KEYAGENT_ROOT/scripts/guest/keyagent-tests.conf" "$root/etc/request-key.d/keyagent-tests.conf"
 # key.dns_resolver resolves plain host names with getaddrinfo(): from
