@@ -171,6 +171,10 @@ fn warn_if_module_times_out_first(handler_timeout: Duration) {
 impl Daemon {
     /// Registers as the agent for every type.
     fn register(&mut self) -> Result<(), String> {
+        match keys::ensure_process_keyring() {
+            Ok(keyring) => debug!("process keyring {keyring}"),
+            Err(err) => warn!("cannot create a process keyring before registering: {err}"),
+        }
         for key_type in self.settings.types.clone() {
             match keys::register_agent(&key_type, self.settings.signal) {
                 Ok(serial) => self.agent_keys.push((key_type, serial)),

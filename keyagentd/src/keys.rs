@@ -41,6 +41,26 @@ fn key(serial: Serial) -> Key {
     Key::from_id(KeySerialId::new(serial))
 }
 
+/// Gives the calling process its process keyring if it has none yet.
+///
+/// Registration needs one (the module links authorisation keys there), and
+/// the module creates it during add_key() otherwise: that replaces the
+/// caller's credentials while add_key() still uses the old ones (a
+/// use-after-free the debug kernel's KASAN reports), so the daemon creates it
+/// first.
+pub fn ensure_process_keyring() -> Result<Serial, Errno> {
+    // SAFETY: KEYCTL_GET_KEYRING_ID takes integers only.
+    let serial = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_GET_KEYRING_ID as libc::c_long,
+            libc::KEY_SPEC_PROCESS_KEYRING as libc::c_long,
+            1 as libc::c_long,
+        )
+    };
+    Errno::result(serial).map(|s| s as Serial)
+}
+
 /// Adds a `keyagent` key for `key_type` to the session keyring, making the
 /// calling thread the agent for that type; returns the key's serial.
 pub fn register_agent(key_type: &str, signal: i32) -> Result<Serial, Errno> {
