@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the guest's initramfs: busybox, keyctl, /sbin/request-key with the test
-# request-key.conf, the module, the tests and the agents.
+# Build the guest's initramfs: busybox, keyctl, /sbin/request-key with Debian's
+# stock /etc/request-key.conf and handlers (key.dns_resolver,
+# request-key-debug.sh) plus the tests' lines in /etc/request-key.d, the module,
+# the tests and the agents.
 #
 #   scripts/mkinitramfs.sh OUT.cpio MODULE.ko [OVERLAY...]
 #
@@ -19,7 +21,8 @@ for applet in $("$root/bin/busybox" --list); do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 
-# Dynamically linked keyutils programs, with their libraries.
+# Debian's keyutils, unchanged: the dynamically linked programs with their
+# libraries, the stock configuration and debug handler.
 for prog in /bin/keyctl /sbin/request-key /sbin/key.dns_resolver; do
 	cp "$prog" "$root$prog"
 	for lib in $(ldd "$prog" | grep -o '/[^ ]*'); do
@@ -27,15 +30,23 @@ for prog in /bin/keyctl /sbin/request-key /sbin/key.dns_resolver; do
 		cp -L "$lib" "$root$lib"
 	done
 done
-cp "$KEYAGENT_ROOT/scripts/guest/request-key.conf" "$root/etc/request-key.conf"
+mkdir -p "$root/usr/share/keyutils" "$root/etc/request-key.d" "$root/etc/keyutils"
+cp /usr/share/keyutils/request-key-debug.sh "$root/usr/share/keyutils/"
+if dpkg --verify keyutils 2>/dev/null | grep -q ' /etc/request-key.conf$'; then
+	echo "warning: this machine's /etc/request-key.conf differs from keyutils' stock file; the guest gets it as it is" >&2
+fi
+cp /etc/request-key.conf "$root/etc/request-key.conf"
+cp "$KEYAGENT_ROOT/scripts/guest/keyagent-tests.conf" "$root/etc/request-key.d/keyagent-tests.conf"
+# key.dns_resolver resolves plain host names with getaddrinfo(): from
+# /etc/hosts here (glibc's files and dns modules are part of libc.so.6).
+printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+cp "$KEYAGENT_ROOT/scripts/guest/hosts" "$root/etc/hosts"
+printf 'default_ttl = 600\n' >"$root/etc/keyutils/key.dns_resolver.conf"
 mkdir -p "$root/etc/keyagent"
 cp "$KEYAGENT_ROOT/scripts/guest/request-key-handler" "$root/etc/keyagent/"
 cp "$KEYAGENT_ROOT/scripts/guest/init" "$root/init"
 chmod +x "$root/init"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
-# Host names resolve from /etc/hosts (key.dns_resolver uses getaddrinfo()).
-printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-printf '127.0.0.1\tlocalhost\n' >"$root/etc/hosts"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 cp "$module" "$root/lib/keyagent/keyagent.ko"
 for dir in "$@"; do

@@ -26,6 +26,7 @@ NAME=kd-dns.example
 # Long enough that nothing expires during the test, however slow the machine.
 printf 'default_ttl = 3600\n' >$dir/ttl.conf
 mkdir -p /etc/keyutils
+cp /etc/keyutils/key.dns_resolver.conf $dir/ttl.orig 2>/dev/null
 cp $dir/ttl.conf /etc/keyutils/key.dns_resolver.conf
 cp /etc/hosts $dir/hosts.orig
 THREAD_NAME=kd-thread.example
@@ -106,5 +107,5 @@ for box in box1 box2; do
 	sed 's/^/#   /' $dir/$box.log
 done
 cp $dir/hosts.orig /etc/hosts
-rm -f /etc/keyutils/key.dns_resolver.conf
+if [ -f $dir/ttl.orig ]; then cp $dir/ttl.orig /etc/keyutils/key.dns_resolver.conf; else rm -f /etc/keyutils/key.dns_resolver.conf; fi
 ktap_finish

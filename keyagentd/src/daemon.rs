@@ -1,38 +1,30 @@
 //! The agent: registration, the event loop, handlers and shutdown.
 
-use crate::config::{Action, Config};
+use crate::config::{Action, Config, Rule, Source, OP_CREATE, OP_NEGATE};
+use crate::delivery::{Event, Notice, SignalDelivery};
 use crate::keys::{self, Authority, Serial};
-use crate::signals::{self, STOP_SIGNALS};
+use crate::notify;
+use crate::runner::{HandlerEnd, Limiter, OutputLine, Process, Stream, PAYLOAD_MAX};
 use crate::spawn::{self, Spawner};
-use crate::template::Request;
+use crate::template::{Arg, Request};
 use log::{debug, error, info, warn};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fmt;
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStringExt;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// `si_code` of the signals the keyagent module sends (include/keyagent.h).
-pub const KEYAGENT_SI_CODE: i32 = -0x4b41;
-
-/// Error for a construction whose handler exited 0 without answering, or
-/// that no configuration line matches (what /sbin/request-key leaves too).
-pub const ERROR_NO_ANSWER: Errno = Errno::ENOKEY;
-/// Error for a handler that failed: non-zero exit, killed by a signal, or not
-/// startable.
-pub const ERROR_HANDLER_FAILED: Errno = Errno::EKEYREJECTED;
-/// Error for a handler that exceeded `--handler-timeout`.
-pub const ERROR_HANDLER_TIMEOUT: Errno = Errno::ETIMEDOUT;
 /// Error for constructions pending when the daemon stops.
 pub const ERROR_STOPPING: Errno = Errno::ECANCELED;
+
+/// How long the kernel keeps a key negative after /sbin/request-key left it
+/// unanswered (`key_negative_timeout` in security/keys/request_key.c).
+pub const KERNEL_NEGATIVE_TIMEOUT: u32 = 60;
 
 /// Where the module tells its answer timeout.
 const MODULE_REQUEST_TIMEOUT: &str = "/sys/module/keyagent/parameters/request_timeout";
@@ -40,53 +32,79 @@ const MODULE_REQUEST_TIMEOUT: &str = "/sys/module/keyagent/parameters/request_ti
 /// How long shutdown waits for killed handlers to be reaped.
 const REAP_GRACE: Duration = Duration::from_secs(2);
 
+/// How a construction fails when nobody answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Errors {
+    /// ENOKEY (no line, or the handler exited 0), EKEYREJECTED (the handler
+    /// failed), ETIMEDOUT; negative for --negative-timeout
+    Keyagentd,
+    /// as the kernel fails it after /sbin/request-key: ENOKEY, negative for
+    /// 60 s (ETIMEDOUT still for --handler-timeout)
+    RequestKey,
+}
+
+/// Why nobody answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unanswered {
+    /// No configuration line matches.
+    NoLine,
+    /// The handler ended as given without answering.
+    Handler(HandlerEnd),
+    /// The handler could not be run, or what it gave could not be used.
+    Failed,
+}
+
 /// What the daemon is asked to do.
 pub struct Settings {
     pub types: Vec<String>,
+    /// Keyrings the agent keys are also linked into.
+    pub links: Vec<Serial>,
+    /// Handlers get the daemon's environment, not the kernel's.
+    pub keep_env: bool,
     pub signal: i32,
     /// Also serve the kernel's own constructions in this network namespace.
     pub net_scope: bool,
+    /// Where the configuration was read from (`None`: the built-in default),
+    /// read again on SIGHUP.
+    pub sources: Option<Vec<Source>>,
     pub config: Config,
     pub handler_timeout: Duration,
     pub negative_timeout: u32,
+    pub max_handlers: usize,
+    pub errors: Errors,
+    /// Log what would run instead of running it (request-key's -d).
+    pub dry_run: bool,
     /// With a command: run it in a new session keyring, exit when it exits.
     pub command: Vec<OsString>,
 }
 
+/// A construction waiting for, or holding, a handler slot.
+struct Job {
+    request: Request,
+    rule: Rule,
+    received: Instant,
+}
+
 /// A handler process and the construction it answers.
 struct Handler {
-    request: Request,
-    label: String,
-    received: Instant,
+    job: Job,
+    process: Process,
     deadline: Instant,
     /// The construction has been dealt with (timeout or shutdown); only the
     /// process remains to be reaped.
     settled: bool,
 }
 
-/// How a handler process ended.
-enum HandlerEnd {
-    Exited(i32),
-    Signaled(Signal),
-    TimedOut(Duration),
-}
-
-impl fmt::Display for HandlerEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandlerEnd::Exited(code) => write!(f, "exited {code}"),
-            HandlerEnd::Signaled(signal) => write!(f, "killed by {signal}"),
-            HandlerEnd::TimedOut(limit) => write!(f, "exceeded {}s, killed", limit.as_secs()),
-        }
-    }
-}
-
 struct Daemon {
     settings: Settings,
-    signalfd: SignalFd,
+    delivery: SignalDelivery,
     spawner: Spawner,
     agent_keys: Vec<(String, Serial)>,
     handlers: HashMap<Pid, Handler>,
+    /// Exited handlers whose output pipe is still open (their own children
+    /// hold it): read until it ends, so that those children never get SIGPIPE.
+    draining: HashMap<Pid, (Serial, Process)>,
+    limiter: Limiter<Job>,
     command: Option<Pid>,
     command_status: Option<i32>,
     stop_requested: bool,
@@ -95,24 +113,28 @@ struct Daemon {
 /// Runs the daemon until it is stopped (0) or its command exits (the
 /// command's status). Errors are start-up or fatal failures, already worded.
 pub fn run(settings: Settings) -> Result<i32, String> {
-    let signalfd = signals::block_and_open(settings.signal).map_err(|err| {
+    let delivery = SignalDelivery::open(settings.signal).map_err(|err| {
         format!(
             "cannot set up signal {} for reception: {err}",
             settings.signal
         )
     })?;
-    let spawner = Spawner::new().map_err(|err| format!("cannot open /dev/null: {err}"))?;
+    let spawner =
+        Spawner::new(!settings.keep_env).map_err(|err| format!("cannot open /dev/null: {err}"))?;
     if !settings.command.is_empty() {
         let session = keys::join_new_session_keyring()
             .map_err(|err| format!("cannot join a new session keyring: {err}"))?;
         debug!("joined new session keyring {session}");
     }
+    let limiter = Limiter::new(settings.max_handlers);
     let mut daemon = Daemon {
         settings,
-        signalfd,
+        delivery,
         spawner,
         agent_keys: Vec::new(),
         handlers: HashMap::new(),
+        draining: HashMap::new(),
+        limiter,
         command: None,
         command_status: None,
         stop_requested: false,
@@ -128,6 +150,7 @@ pub fn run(settings: Settings) -> Result<i32, String> {
         daemon.shutdown();
         return Ok(status);
     }
+    notify::notify("READY=1");
     daemon.serve()
 }
 
@@ -150,6 +173,10 @@ fn warn_if_module_times_out_first(handler_timeout: Duration) {
 impl Daemon {
     /// Registers as the agent for every type.
     fn register(&mut self) -> Result<(), String> {
+        match keys::ensure_process_keyring() {
+            Ok(keyring) => debug!("process keyring {keyring}"),
+            Err(err) => warn!("cannot create a process keyring before registering: {err}"),
+        }
         for key_type in self.settings.types.clone() {
             match keys::register_agent(&key_type, self.settings.signal, self.settings.net_scope) {
                 Ok(serial) => self.agent_keys.push((key_type, serial)),
@@ -162,13 +189,22 @@ impl Daemon {
                 }
             }
         }
+        for keyring in self.settings.links.clone() {
+            for (key_type, serial) in &self.agent_keys {
+                keys::link(*serial, keyring).map_err(|err| {
+                    format!(
+                        "cannot link agent key {serial} ({key_type}) into keyring {keyring}: {err}"
+                    )
+                })?;
+            }
+        }
         let summary: Vec<String> = self
             .agent_keys
             .iter()
             .map(|(key_type, serial)| format!("{key_type} (agent key {serial})"))
             .collect();
         info!(
-            "serving {}{} with signal {}; {} handler line(s)",
+            "serving {}{} with signal {}; {} handler line(s), at most {} handler(s) at once{}",
             summary.join(", "),
             if self.settings.net_scope {
                 " and the kernel's requests in this network namespace"
@@ -176,7 +212,13 @@ impl Daemon {
                 ""
             },
             self.settings.signal,
-            self.settings.config.rules().len()
+            self.settings.config.rules().len(),
+            self.settings.max_handlers,
+            if self.settings.dry_run {
+                "; dry run: no handler is run"
+            } else {
+                ""
+            }
         );
         Ok(())
     }
@@ -219,34 +261,90 @@ impl Daemon {
                 self.shutdown();
                 return Ok(0);
             }
+            let streams = self.streams();
             // With no handler running, nothing is due but signals: block in
             // read() itself, one system call per signal instead of two.
-            let readable = match self.next_deadline() {
-                None => true,
-                Some(deadline) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    // Round up, so the deadline has passed when poll returns.
-                    let timeout = PollTimeout::try_from(wait.as_nanos().div_ceil(1_000_000))
-                        .unwrap_or(PollTimeout::MAX);
-                    let mut fds = [PollFd::new(self.signalfd.as_fd(), PollFlags::POLLIN)];
-                    match poll(&mut fds, timeout) {
-                        Ok(n) => n > 0,
-                        Err(Errno::EINTR) => false,
+            let (signal_ready, ready_streams) =
+                if streams.is_empty() && self.next_deadline().is_none() {
+                    (true, Vec::new())
+                } else {
+                    match self.wait(&streams) {
+                        Ok(ready) => ready,
                         Err(err) => {
                             self.shutdown();
                             return Err(format!("poll: {err}"));
                         }
                     }
-                }
-            };
-            if readable {
-                if let Err(err) = self.read_signal() {
-                    self.shutdown();
-                    return Err(format!("reading signals: {err}"));
+                };
+            for (pid, stream) in ready_streams {
+                self.service(pid, stream);
+            }
+            if signal_ready {
+                match self.delivery.next() {
+                    Ok(event) => self.on_event(event),
+                    Err(err) => {
+                        self.shutdown();
+                        return Err(format!("reading signals: {err}"));
+                    }
                 }
             }
             self.expire_handlers();
         }
+    }
+
+    /// The handler streams to watch.
+    fn streams(&self) -> Vec<(Pid, RawFd, Stream)> {
+        let mut streams = Vec::new();
+        for (pid, handler) in &self.handlers {
+            for (fd, stream) in handler.process.poll_set() {
+                streams.push((*pid, fd, stream));
+            }
+        }
+        for (pid, (_, process)) in &self.draining {
+            for (fd, stream) in process.poll_set() {
+                streams.push((*pid, fd, stream));
+            }
+        }
+        streams
+    }
+
+    /// Polls the delivery and the handler streams until one is ready or the
+    /// next deadline; returns whether an event waits and the ready streams.
+    fn wait(&self, streams: &[(Pid, RawFd, Stream)]) -> Result<(bool, Vec<(Pid, Stream)>), Errno> {
+        let timeout = match self.next_deadline() {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                // Round up, so the deadline has passed when poll returns.
+                PollTimeout::try_from(wait.as_nanos().div_ceil(1_000_000))
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = vec![PollFd::new(self.delivery.fd(), PollFlags::POLLIN)];
+        for (_, fd, stream) in streams {
+            // SAFETY: the descriptors belong to self.handlers, which is not
+            // changed while `fds` lives.
+            let fd = unsafe { BorrowedFd::borrow_raw(*fd) };
+            let flags = match stream {
+                Stream::Stdin => PollFlags::POLLOUT,
+                _ => PollFlags::POLLIN,
+            };
+            fds.push(PollFd::new(fd, flags));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return Ok((false, Vec::new())),
+            Err(err) => return Err(err),
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        let signal_ready = ready(&fds[0]);
+        let ready_streams = streams
+            .iter()
+            .zip(&fds[1..])
+            .filter(|(_, fd)| ready(fd))
+            .map(|((pid, _, stream), _)| (*pid, *stream))
+            .collect();
+        Ok((signal_ready, ready_streams))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -257,32 +355,14 @@ impl Daemon {
             .min()
     }
 
-    /// Waits for one signal and handles it; returns early (EINTR) without.
-    fn read_signal(&mut self) -> Result<(), Errno> {
-        let info = match self.signalfd.read_signal() {
-            Err(Errno::EINTR) => None,
-            result => result?,
-        };
-        if let Some(info) = info {
-            let signo = info.ssi_signo as i32;
-            if signo == self.settings.signal {
-                if info.ssi_code == KEYAGENT_SI_CODE {
-                    self.on_request(info.ssi_int, info.ssi_pid, info.ssi_uid);
-                } else {
-                    debug!(
-                        "ignoring signal {signo} from pid {} (not sent by the keyagent module)",
-                        info.ssi_pid
-                    );
-                }
-            } else if signo == Signal::SIGCHLD as i32 {
-                self.reap();
-            } else if let Ok(signal) = Signal::try_from(signo) {
-                if STOP_SIGNALS.contains(&signal) {
-                    self.on_stop_signal(signal);
-                }
-            }
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Construction(notice) => self.on_request(notice),
+            Event::ChildExited => self.reap(),
+            Event::Stop(signal) => self.on_stop_signal(signal),
+            Event::Reload => self.reload(),
+            Event::Nothing => {}
         }
-        Ok(())
     }
 
     fn on_stop_signal(&mut self, signal: Signal) {
@@ -298,16 +378,52 @@ impl Daemon {
         }
     }
 
-    /// Rejects the construction unless it has already ended; says what happened.
-    fn reject(&self, authority: &Authority, error: Errno) -> String {
-        match authority.reject(self.settings.negative_timeout, error) {
-            Ok(()) => format!("rejected with {error:?}"),
-            Err(err) => format!("could not reject with {error:?}: {err:?}"),
+    /// SIGHUP: reads the configuration again; keeps the old one if the new
+    /// one has errors.
+    fn reload(&mut self) {
+        let Some(sources) = &self.settings.sources else {
+            info!("SIGHUP: no configuration file to reload (built-in default)");
+            return;
+        };
+        notify::notify("RELOADING=1");
+        let result = Config::load(sources);
+        notify::notify("READY=1");
+        match result {
+            Ok(config) => {
+                info!(
+                    "SIGHUP: configuration reloaded: {} handler line(s) (was {})",
+                    config.rules().len(),
+                    self.settings.config.rules().len()
+                );
+                self.settings.config = config;
+            }
+            Err(err) => error!("SIGHUP: {err}; keeping the previous configuration"),
         }
     }
 
+    /// The error and negative timeout for a construction nobody answered.
+    fn failure(&self, why: Unanswered) -> (Errno, u32) {
+        let negative = self.settings.negative_timeout;
+        match (self.settings.errors, why) {
+            (_, Unanswered::Handler(HandlerEnd::TimedOut(_))) => (Errno::ETIMEDOUT, negative),
+            (Errors::RequestKey, _) => (Errno::ENOKEY, KERNEL_NEGATIVE_TIMEOUT),
+            (Errors::Keyagentd, Unanswered::NoLine) => (Errno::ENOKEY, negative),
+            (Errors::Keyagentd, Unanswered::Handler(HandlerEnd::Exited(0))) => {
+                (Errno::ENOKEY, negative)
+            }
+            (Errors::Keyagentd, _) => (Errno::EKEYREJECTED, negative),
+        }
+    }
+
+    /// Rejects the construction unless it has already ended; says what happened.
+    fn reject(&self, authority: &Authority, why: Unanswered) -> String {
+        let (error, timeout) = self.failure(why);
+        reject_with(authority, timeout, error)
+    }
+
     /// Handles one construction the module handed to this daemon.
-    fn on_request(&mut self, serial: Serial, pid: u32, uid: u32) {
+    fn on_request(&mut self, notice: Notice) {
+        let Notice { serial, pid, uid } = notice;
         let received = Instant::now();
         let authority = match Authority::assume(serial) {
             Ok(authority) => authority,
@@ -319,99 +435,239 @@ impl Daemon {
                 return;
             }
         };
-        let request = match gather_request(&authority, serial, pid, uid) {
+        let request = match gather_request(&authority, notice) {
             Ok(request) => request,
             Err(err) => {
-                let outcome = self.reject(&authority, ERROR_HANDLER_FAILED);
+                let outcome = self.reject(&authority, Unanswered::Failed);
                 error!("key {serial} from pid {pid} uid {uid}: cannot read the request ({err}); {outcome}");
                 return;
             }
         };
         debug!(
-            "key {serial}: callout {:?}",
-            String::from_utf8_lossy(&request.callout)
+            "key {serial}: callout {:?}, %S {}",
+            String::from_utf8_lossy(&request.callout),
+            request.session_keyring
         );
-        let Some(rule) =
-            self.settings
-                .config
-                .find(&request.key_type, &request.description, &request.callout)
-        else {
+        let Some((rule, wildness)) = self.settings.config.find(
+            OP_CREATE,
+            &request.key_type,
+            &request.description,
+            &request.callout,
+        ) else {
             let outcome = format!(
                 "no matching handler; {}",
-                self.reject(&authority, ERROR_NO_ANSWER)
+                self.reject(&authority, Unanswered::NoLine)
             );
             log_request(log::Level::Warn, &request, "-", &outcome, received);
             return;
         };
-        let label = rule.label();
-        match rule.action.clone() {
-            Action::Instantiate(text) => {
-                let outcome = match authority.instantiate(&text.expand(&request)) {
+        debug!(
+            "key {serial}: {} matches, wildness {wildness:?}",
+            rule.origin
+        );
+        let job = Job {
+            request,
+            rule: rule.clone(),
+            received,
+        };
+        if !matches!(job.rule.action, Action::Run { .. }) {
+            self.run_builtin(&authority, &job);
+            return;
+        }
+        drop(authority);
+        if let Some(job) = self.limiter.submit(job) {
+            self.start_in_slot(job);
+        } else {
+            debug!(
+                "key {serial}: queued ({} handler(s) running, {} waiting)",
+                self.limiter.running(),
+                self.limiter.waiting()
+            );
+        }
+    }
+
+    /// Runs a `builtin:` line.
+    fn run_builtin(&self, authority: &Authority, job: &Job) {
+        let request = &job.request;
+        let label = job.rule.label();
+        let outcome = if self.settings.dry_run {
+            format!(
+                "dry run, not run; {}",
+                self.reject(authority, Unanswered::Handler(HandlerEnd::Exited(0)))
+            )
+        } else {
+            match &job.rule.action {
+                Action::Instantiate(text) => match authority.instantiate(&text.expand(request)) {
                     Ok(()) => "instantiated".to_string(),
                     Err(err) => format!(
                         "instantiate failed ({err:?}); {}",
-                        self.reject(&authority, ERROR_HANDLER_FAILED)
+                        self.reject(authority, Unanswered::Failed)
                     ),
-                };
-                log_request(log::Level::Info, &request, &label, &outcome, received);
-            }
-            Action::Negate(timeout) => {
-                let timeout = timeout.unwrap_or(self.settings.negative_timeout);
-                let outcome = match authority.reject(timeout, ERROR_NO_ANSWER) {
-                    Ok(()) => format!("negated for {timeout}s"),
-                    Err(err) => format!("negate failed ({err:?})"),
-                };
-                log_request(log::Level::Info, &request, &label, &outcome, received);
-            }
-            Action::Run { program, args } => {
-                let argv: Vec<OsString> = std::iter::once(&program)
-                    .chain(&args)
-                    .map(|t| OsString::from_vec(t.expand(&request)))
-                    .collect();
-                // The child inherits the authority assumed above.
-                match self.spawner.handler(&argv) {
-                    Ok(pid) => {
-                        debug!("key {serial}: handler pid {pid}: {argv:?}");
-                        self.handlers.insert(
-                            pid,
-                            Handler {
-                                request,
-                                label,
-                                received,
-                                deadline: received + self.settings.handler_timeout,
-                                settled: false,
-                            },
-                        );
-                    }
-                    Err(err) => {
-                        let outcome = format!(
-                            "cannot start {:?}: {}; {}",
-                            argv[0],
-                            err.desc(),
-                            self.reject(&authority, ERROR_HANDLER_FAILED)
-                        );
-                        log_request(log::Level::Warn, &request, &label, &outcome, received);
+                },
+                Action::Negate(timeout) => {
+                    let timeout = timeout.unwrap_or(self.settings.negative_timeout);
+                    match authority.reject(timeout, Errno::ENOKEY) {
+                        Ok(()) => format!("negated for {timeout}s"),
+                        Err(err) => format!("negate failed ({err:?})"),
                     }
                 }
+                Action::Run { .. } => unreachable!("not a builtin"),
             }
+        };
+        log_request(log::Level::Info, request, &label, &outcome, job.received);
+    }
+
+    /// Starts `job`, which holds a handler slot; if it cannot start, the
+    /// slot goes to the next queued job, and so on.
+    fn start_in_slot(&mut self, job: Job) {
+        let mut next = Some(job);
+        while let Some(job) = next {
+            if self.start(job) {
+                return;
+            }
+            next = self.limiter.release();
+        }
+    }
+
+    /// Starts the job's handler; false if it ended without a process (the
+    /// construction is then settled).
+    fn start(&mut self, job: Job) -> bool {
+        let serial = job.request.serial;
+        let label = job.rule.label();
+        let authority = match Authority::assume(serial) {
+            Ok(authority) => authority,
+            Err(err) => {
+                warn!(
+                    "key {serial}: construction ended before its handler {label} started ({err:?}; \
+                     waited {}ms)",
+                    job.received.elapsed().as_millis()
+                );
+                return false;
+            }
+        };
+        if !matches!(job.rule.action, Action::Run { .. }) {
+            self.run_builtin(&authority, &job);
+            return false;
+        }
+        let Action::Run {
+            path,
+            argv0,
+            args,
+            piped,
+        } = &job.rule.action
+        else {
+            unreachable!("checked above");
+        };
+        let argv = match expand_args(argv0, args, &job.request) {
+            Ok(argv) => argv,
+            Err(err) => {
+                let outcome = format!("{err}; {}", self.reject(&authority, Unanswered::Failed));
+                log_request(
+                    log::Level::Warn,
+                    &job.request,
+                    &label,
+                    &outcome,
+                    job.received,
+                );
+                return false;
+            }
+        };
+        if self.settings.dry_run {
+            let shown: Vec<String> = argv
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let outcome = format!(
+                "dry run: would run {}{} {shown:?}; {}",
+                if *piped { "|" } else { "" },
+                String::from_utf8_lossy(path),
+                self.reject(&authority, Unanswered::Handler(HandlerEnd::Exited(0)))
+            );
+            log_request(
+                log::Level::Info,
+                &job.request,
+                &label,
+                &outcome,
+                job.received,
+            );
+            return false;
+        }
+        // The child inherits the authority assumed above.
+        match self.spawner.handler(path, &argv, *piped) {
+            Ok((pid, io)) => {
+                debug!("key {serial}: handler pid {pid}: {label} {argv:?}");
+                let input = if *piped {
+                    job.request.callout.clone()
+                } else {
+                    Vec::new()
+                };
+                let process = Process::new(io, input);
+                self.handlers.insert(
+                    pid,
+                    Handler {
+                        job,
+                        process,
+                        deadline: Instant::now() + self.settings.handler_timeout,
+                        settled: false,
+                    },
+                );
+                true
+            }
+            Err(err) => {
+                let outcome = format!(
+                    "cannot start {}: {}; {}",
+                    String::from_utf8_lossy(path),
+                    err.desc(),
+                    self.reject(&authority, Unanswered::Failed)
+                );
+                log_request(
+                    log::Level::Warn,
+                    &job.request,
+                    &label,
+                    &outcome,
+                    job.received,
+                );
+                false
+            }
+        }
+    }
+
+    /// Moves a handler's I/O along; finishes it when it is done.
+    fn service(&mut self, pid: Pid, stream: Stream) {
+        if let Some((serial, process)) = self.draining.get_mut(&pid) {
+            let mut lines = Vec::new();
+            process.service(stream, &mut lines);
+            log_output(*serial, &lines);
+            if process.poll_set().is_empty() {
+                self.draining.remove(&pid);
+            }
+            return;
+        }
+        let Some(handler) = self.handlers.get_mut(&pid) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        handler.process.service(stream, &mut lines);
+        log_output(handler.job.request.serial, &lines);
+        if handler.process.finished() {
+            self.finish(pid);
         }
     }
 
     /// Reaps every exited child.
     fn reap(&mut self) {
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => self.on_exit(pid, HandlerEnd::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    self.on_exit(pid, HandlerEnd::Signaled(signal))
-                }
+            let end = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, HandlerEnd::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, HandlerEnd::Signaled(signal)),
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(err) => {
                     error!("waitpid: {err}");
                     break;
                 }
-            }
+            };
+            self.on_exit(end.0, end.1);
         }
     }
 
@@ -426,41 +682,142 @@ impl Daemon {
             self.command_status = Some(status);
             return;
         }
-        let Some(handler) = self.handlers.remove(&pid) else {
+        let Some(handler) = self.handlers.get_mut(&pid) else {
             debug!("reaped pid {pid} ({end})");
             return;
         };
-        if handler.settled {
-            debug!("key {}: handler pid {pid} {end}", handler.request.serial);
-            return;
+        handler.process.ended(end);
+        if handler.process.finished() {
+            self.finish(pid);
         }
-        self.settle(&handler, &end);
     }
 
-    /// Checks whether the handler answered; rejects the key if it did not.
-    fn settle(&self, handler: &Handler, end: &HandlerEnd) {
-        let (level, outcome) = match Authority::assume(handler.request.serial) {
-            Err(_) => (log::Level::Info, format!("answered (handler {end})")),
-            Ok(authority) => {
-                let error = match end {
-                    HandlerEnd::Exited(0) => ERROR_NO_ANSWER,
-                    HandlerEnd::TimedOut(_) => ERROR_HANDLER_TIMEOUT,
-                    _ => ERROR_HANDLER_FAILED,
+    /// A handler is done: settles its construction and gives its slot on.
+    fn finish(&mut self, pid: Pid) {
+        let Some(mut handler) = self.handlers.remove(&pid) else {
+            return;
+        };
+        let serial = handler.job.request.serial;
+        let mut lines = Vec::new();
+        if handler.settled || handler.process.piped() {
+            handler.process.close(&mut lines);
+        } else {
+            // What it wrote so far; its own children may still write.
+            handler.process.drain(&mut lines);
+        }
+        log_output(serial, &lines);
+        let end = handler.process.end().expect("finished handlers have ended");
+        let follow_up = if handler.settled {
+            debug!("key {serial}: handler pid {pid} {end}");
+            None
+        } else {
+            self.settle(&handler, end)
+        };
+        if !handler.process.poll_set().is_empty() {
+            self.draining.insert(pid, (serial, handler.process));
+        }
+        if let Some(follow_up) = follow_up {
+            // The negate line runs in the slot the piped handler had.
+            if self.start(follow_up) {
+                return;
+            }
+        }
+        if let Some(next) = self.limiter.release() {
+            self.start_in_slot(next);
+        }
+    }
+
+    /// Checks whether the handler answered, and answers for it as request-key
+    /// would: a piped handler's payload, or its `negate` line (returned as
+    /// a job to run), or a rejection.
+    fn settle(&self, handler: &Handler, end: HandlerEnd) -> Option<Job> {
+        let job = &handler.job;
+        let label = job.rule.label();
+        let log = |level, outcome: &str| {
+            log_request(level, &job.request, &label, outcome, job.received);
+        };
+        let Ok(authority) = Authority::assume(job.request.serial) else {
+            log(log::Level::Info, &format!("answered (handler {end})"));
+            return None;
+        };
+        if !handler.process.piped() {
+            let outcome = format!(
+                "not answered (handler {end}); {}",
+                self.reject(&authority, Unanswered::Handler(end))
+            );
+            log(log::Level::Warn, &outcome);
+            return None;
+        }
+        let (payload, overflow) = handler.process.payload();
+        match end {
+            // request-key gives up as soon as its buffer is full, whatever
+            // the handler does next.
+            _ if overflow => {
+                let outcome = format!(
+                    "handler wrote more than {PAYLOAD_MAX} bytes (it {end}); {}",
+                    self.reject(&authority, Unanswered::Failed)
+                );
+                log(log::Level::Warn, &outcome);
+                None
+            }
+            HandlerEnd::Exited(0) => {
+                let outcome = match authority.instantiate(payload) {
+                    Ok(()) => format!(
+                        "instantiated with {} byte(s) from the handler's stdout (handler exited 0)",
+                        payload.len()
+                    ),
+                    Err(err) => format!(
+                        "instantiate failed ({err:?}); {}",
+                        self.reject(&authority, Unanswered::Failed)
+                    ),
                 };
+                log(log::Level::Info, &outcome);
+                None
+            }
+            HandlerEnd::TimedOut(_) => {
                 let outcome = format!(
                     "not answered (handler {end}); {}",
-                    self.reject(&authority, error)
+                    self.reject(&authority, Unanswered::Handler(end))
                 );
-                (log::Level::Warn, outcome)
+                log(log::Level::Warn, &outcome);
+                None
             }
-        };
-        log_request(
-            level,
-            &handler.request,
-            &handler.label,
-            &outcome,
-            handler.received,
-        );
+            _ if job.request.operation == OP_NEGATE => {
+                let outcome = format!(
+                    "negate handler {end}; {}",
+                    self.reject(&authority, Unanswered::Handler(end))
+                );
+                log(log::Level::Warn, &outcome);
+                None
+            }
+            _ => {
+                let request = &job.request;
+                let Some((rule, _)) = self.settings.config.find(
+                    OP_NEGATE,
+                    &request.key_type,
+                    &request.description,
+                    &request.callout,
+                ) else {
+                    let outcome = format!(
+                        "handler {end}, no negate line; {}",
+                        self.reject(&authority, Unanswered::Failed)
+                    );
+                    log(log::Level::Warn, &outcome);
+                    return None;
+                };
+                log(
+                    log::Level::Info,
+                    &format!("handler {end}; running the negate line {}", rule.label()),
+                );
+                let mut request = request.clone();
+                request.operation = OP_NEGATE;
+                Some(Job {
+                    request,
+                    rule: rule.clone(),
+                    received: job.received,
+                })
+            }
+        }
     }
 
     /// Kills handlers past their deadline and rejects their keys.
@@ -473,12 +830,16 @@ impl Daemon {
             .map(|(pid, _)| *pid)
             .collect();
         for pid in expired {
-            kill_handler(pid);
+            kill_handler(pid, self.handlers[&pid].process.end().is_some());
             let end = HandlerEnd::TimedOut(self.settings.handler_timeout);
-            self.settle(&self.handlers[&pid], &end);
-            if let Some(handler) = self.handlers.get_mut(&pid) {
-                handler.settled = true;
-            }
+            let handler = self.handlers.get_mut(&pid).expect("listed above");
+            let mut lines = Vec::new();
+            handler.process.close(&mut lines);
+            log_output(handler.job.request.serial, &lines);
+            let handler = &self.handlers[&pid];
+            let _ = self.settle(handler, end);
+            let handler = self.handlers.get_mut(&pid).expect("listed above");
+            handler.settled = true;
         }
     }
 
@@ -494,40 +855,48 @@ impl Daemon {
     /// Leaves nothing under construction: no new constructions, handlers
     /// killed, everything pending rejected with ECANCELED.
     fn shutdown(&mut self) {
+        notify::notify("STOPPING=1");
         self.retire_agent_keys();
+        let (peak_running, peak_waiting) = self.limiter.peaks();
+        debug!(
+            "stopping: at most {peak_running} handler(s) ran at once (limit {}), at most {peak_waiting} waited",
+            self.settings.max_handlers
+        );
 
         let pids: Vec<Pid> = self.handlers.keys().copied().collect();
         for pid in pids {
-            kill_handler(pid);
+            kill_handler(pid, self.handlers[&pid].process.end().is_some());
             let handler = self.handlers.get_mut(&pid).expect("listed above");
             if handler.settled {
                 continue;
             }
             handler.settled = true;
             let handler = &self.handlers[&pid];
-            let outcome = match Authority::assume(handler.request.serial) {
+            let outcome = match Authority::assume(handler.job.request.serial) {
                 Err(_) => "answered".to_string(),
                 Ok(authority) => format!(
                     "daemon stopping, handler killed; {}",
-                    self.reject(&authority, ERROR_STOPPING)
+                    reject_with(&authority, self.settings.negative_timeout, ERROR_STOPPING)
                 ),
             };
             log_request(
                 log::Level::Warn,
-                &handler.request,
-                &handler.label,
+                &handler.job.request,
+                &handler.job.rule.label(),
                 &outcome,
-                handler.received,
+                handler.job.received,
             );
+        }
+        for job in self.limiter.drain() {
+            self.cancel(job.request.serial);
         }
 
         // Requests signalled but not read yet.
-        while self.signal_queued() {
-            let Ok(Some(info)) = self.signalfd.read_signal() else {
-                break;
-            };
-            if info.ssi_signo as i32 == self.settings.signal && info.ssi_code == KEYAGENT_SI_CODE {
-                self.cancel(info.ssi_int);
+        while self.delivery.ready() {
+            match self.delivery.next() {
+                Ok(Event::Construction(notice)) => self.cancel(notice.serial),
+                Ok(_) => {}
+                Err(_) => break,
             }
         }
         // Anything else this process still holds an authorisation key for.
@@ -538,20 +907,17 @@ impl Daemon {
         let give_up = Instant::now() + REAP_GRACE;
         loop {
             self.reap();
-            if self.handlers.is_empty() || Instant::now() >= give_up {
+            let alive = self.handlers.values().any(|h| h.process.end().is_none());
+            if !alive || Instant::now() >= give_up {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        for pid in self.handlers.keys() {
-            warn!("handler pid {pid} did not exit after SIGKILL");
+        for (pid, handler) in &self.handlers {
+            if handler.process.end().is_none() {
+                warn!("handler pid {pid} did not exit after SIGKILL");
+            }
         }
-    }
-
-    /// Whether a signal is queued, so that reading the signalfd does not block.
-    fn signal_queued(&self) -> bool {
-        let mut fds = [PollFd::new(self.signalfd.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
     /// Rejects a pending construction with ECANCELED, if it is still pending.
@@ -559,38 +925,97 @@ impl Daemon {
         if let Ok(authority) = Authority::assume(serial) {
             warn!(
                 "key {serial}: daemon stopping; {}",
-                self.reject(&authority, ERROR_STOPPING)
+                reject_with(&authority, self.settings.negative_timeout, ERROR_STOPPING)
             );
         }
     }
 }
 
+/// Rejects; says what happened.
+fn reject_with(authority: &Authority, timeout: u32, error: Errno) -> String {
+    match authority.reject(timeout, error) {
+        Ok(()) => format!("rejected with {error:?} for {timeout}s"),
+        Err(err) => format!("could not reject with {error:?}: {err:?}"),
+    }
+}
+
 /// Reads what the handlers need to know about a construction.
-fn gather_request(
-    authority: &Authority,
-    serial: Serial,
-    pid: u32,
-    uid: u32,
-) -> Result<Request, String> {
-    let callout = authority
+fn gather_request(authority: &Authority, notice: Notice) -> Result<Request, String> {
+    let mut callout = authority
         .callout()
         .map_err(|err| format!("reading the callout information: {err}"))?;
-    let key = keys::describe(serial).map_err(|err| format!("describing the key: {err}"))?;
+    // request-key reads it as a C string.
+    if let Some(nul) = callout.iter().position(|&b| b == 0) {
+        callout.truncate(nul);
+    }
+    let key = keys::describe(notice.serial).map_err(|err| format!("describing the key: {err}"))?;
+    // The keyring the kernel links the key into: the requester's session
+    // keyring unless it asked for another destination (see the README).
+    let session_keyring = keys::keyring_id(libc::KEY_SPEC_REQUESTOR_KEYRING).unwrap_or(0);
     Ok(Request {
-        serial,
+        operation: OP_CREATE,
+        serial: notice.serial,
         key_type: key.key_type,
         description: key.description,
         callout,
-        pid,
-        uid,
+        uid: key.uid,
         gid: key.gid,
+        thread_keyring: 0,
+        process_keyring: 0,
+        session_keyring,
+        requester_pid: notice.pid,
+        requester_uid: notice.uid,
     })
 }
 
+/// The argv of a handler: argv[0], then each argument with its macro
+/// substituted. `%{TYPE:DESCRIPTION}` is looked up now, with the authority
+/// assumed, so in the requester's keyrings too.
+fn expand_args(argv0: &[u8], args: &[Arg], request: &Request) -> Result<Vec<Vec<u8>>, String> {
+    let mut argv = vec![argv0.to_vec()];
+    for arg in args {
+        argv.push(match arg {
+            Arg::Literal(text) => text.clone(),
+            Arg::Macro(var) => var.value(request),
+            Arg::KeySub {
+                key_type,
+                description,
+            } => {
+                let payload = keys::look_up_payload(key_type, description).map_err(|err| {
+                    format!("%{{{key_type}:{description}}}: key not found or unreadable ({err:?})")
+                })?;
+                if let Some(b) = payload.iter().find(|b| !(0x20..0x7f).contains(*b)) {
+                    return Err(format!(
+                        "%{{{key_type}:{description}}}: payload not printable ('{b:02x}')"
+                    ));
+                }
+                payload
+            }
+        });
+    }
+    Ok(argv)
+}
+
 /// Kills a handler and everything it started.
-fn kill_handler(pid: Pid) {
-    if killpg(pid, Signal::SIGKILL).is_err() {
+/// Kills a handler and everything it started; once it has been reaped, its
+/// pid may belong to another process, so then only its process group is
+/// signalled.
+fn kill_handler(pid: Pid, reaped: bool) {
+    if killpg(pid, Signal::SIGKILL).is_err() && !reaped {
         let _ = kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// Logs what a handler wrote: a piped handler's stderr as warnings (request-key
+/// logs it as errors), other output at info.
+fn log_output(serial: Serial, lines: &[OutputLine]) {
+    for line in lines {
+        let text = String::from_utf8_lossy(&line.text);
+        if line.stderr {
+            warn!("key {serial}: handler stderr: {text}");
+        } else {
+            info!("key {serial}: handler output: {text}");
+        }
     }
 }
 
@@ -602,8 +1027,8 @@ fn log_request(level: log::Level, request: &Request, handler: &str, outcome: &st
         request.serial,
         request.key_type,
         String::from_utf8_lossy(&request.description),
-        request.pid,
-        request.uid,
+        request.requester_pid,
+        request.requester_uid,
         since.elapsed().as_millis()
     );
 }

@@ -41,6 +41,26 @@ fn key(serial: Serial) -> Key {
     Key::from_id(KeySerialId::new(serial))
 }
 
+/// Gives the calling process its process keyring if it has none yet.
+///
+/// Registration needs one (the module links authorisation keys there), and
+/// the module creates it during add_key() otherwise: that replaces the
+/// caller's credentials while add_key() still uses the old ones (a
+/// use-after-free the debug kernel's KASAN reports), so the daemon creates it
+/// first.
+pub fn ensure_process_keyring() -> Result<Serial, Errno> {
+    // SAFETY: KEYCTL_GET_KEYRING_ID takes integers only.
+    let serial = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_GET_KEYRING_ID as libc::c_long,
+            libc::KEY_SPEC_PROCESS_KEYRING as libc::c_long,
+            1 as libc::c_long,
+        )
+    };
+    Errno::result(serial).map(|s| s as Serial)
+}
+
 /// Adds a `keyagent` key for `key_type` to the session keyring, making the
 /// calling thread the agent for that type (with `net_scope`, also for the
 /// kernel's own constructions in its network namespace); returns the key's
@@ -271,6 +291,71 @@ fn auth_target(serial: Serial) -> Option<Serial> {
     u32::from_str_radix(hex, 16).ok().map(|s| s as Serial)
 }
 
+/// Looks a key up in the caller's keyrings and, with authority assumed, in
+/// the requester's, without constructing it if it is missing (request-key's
+/// `%{TYPE:DESCRIPTION}`); returns its payload.
+pub fn look_up_payload(key_type: &str, description: &str) -> Result<Vec<u8>, Errno> {
+    let key_type = CString::new(key_type).map_err(|_| Errno::EINVAL)?;
+    let description = CString::new(description).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: NUL-terminated strings alive during the call; no callout, no
+    // destination keyring.
+    let serial = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_request_key,
+            key_type.as_ptr(),
+            description.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            0 as libc::c_long,
+        )
+    })? as Serial;
+    read(serial)
+}
+
+/// The serial a special keyring id stands for (0 if there is none), e.g.
+/// `KEY_SPEC_REQUESTOR_KEYRING`: with authority assumed, the keyring the
+/// kernel links the key under construction into.
+pub fn keyring_id(special: Serial) -> Result<Serial, Errno> {
+    // SAFETY: KEYCTL_GET_KEYRING_ID takes integers only.
+    let serial = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_GET_KEYRING_ID as libc::c_long,
+            special as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    Errno::result(serial).map(|s| s as Serial)
+}
+
+/// The keyring `@u`, `@us`, `@s`, `@p`, `@t` or a serial stands for.
+pub fn parse_keyring(name: &str) -> Option<Serial> {
+    Some(match name {
+        "@t" => libc::KEY_SPEC_THREAD_KEYRING,
+        "@p" => libc::KEY_SPEC_PROCESS_KEYRING,
+        "@s" => libc::KEY_SPEC_SESSION_KEYRING,
+        "@u" => libc::KEY_SPEC_USER_KEYRING,
+        "@us" => libc::KEY_SPEC_USER_SESSION_KEYRING,
+        _ => match name.parse::<Serial>() {
+            Ok(serial) if serial > 0 => serial,
+            _ => return None,
+        },
+    })
+}
+
+/// Links a key into a keyring.
+pub fn link(serial: Serial, keyring: Serial) -> Result<(), Errno> {
+    // SAFETY: KEYCTL_LINK takes integers only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_LINK as libc::c_long,
+            serial as libc::c_long,
+            keyring as libc::c_long,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// Why registration failed, in words (`net_scope`: registering with `--scope net`).
 pub fn explain_registration_error(err: Errno, net_scope: bool) -> String {
     let reason = match err {
@@ -314,6 +399,18 @@ mod tests {
         assert_eq!(d.description, b"db;pw");
         assert!(Description::parse(b"user;x;0;0;d").is_none());
         assert!(Description::parse(b"user;0;0").is_none());
+    }
+
+    #[test]
+    fn keyring_names() {
+        assert_eq!(parse_keyring("@u"), Some(libc::KEY_SPEC_USER_KEYRING));
+        assert_eq!(
+            parse_keyring("@us"),
+            Some(libc::KEY_SPEC_USER_SESSION_KEYRING)
+        );
+        assert_eq!(parse_keyring("123"), Some(123));
+        assert_eq!(parse_keyring("-3"), None);
+        assert_eq!(parse_keyring("@x"), None);
     }
 
     #[test]

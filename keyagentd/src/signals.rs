@@ -6,14 +6,17 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// The signals that stop the daemon (or, with a command, are passed on to it).
-pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+pub const STOP_SIGNALS: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
+
+/// The signal that reloads the configuration.
+pub const RELOAD_SIGNAL: Signal = Signal::SIGHUP;
 
 /// The realtime signals this libc leaves to applications.
 pub fn usable_realtime_signals() -> std::ops::RangeInclusive<i32> {
     libc::SIGRTMIN()..=libc::SIGRTMAX()
 }
 
-/// Blocks the stop signals, SIGCHLD and the realtime signal `agent_signal` in
+/// Blocks the stop and reload signals, SIGCHLD and the realtime signal `agent_signal` in
 /// the calling thread, and returns a (blocking) signalfd reading them.
 ///
 /// Children started with `std::process::Command` get an empty signal mask
@@ -26,6 +29,7 @@ pub fn block_and_open(agent_signal: i32) -> Result<SignalFd, Errno> {
     for signal in STOP_SIGNALS {
         set.add(signal);
     }
+    set.add(RELOAD_SIGNAL);
     set.add(Signal::SIGCHLD);
     // nix's SigSet only names the standard signals; add the realtime one
     // through libc.

@@ -44,7 +44,7 @@ wait $agent 2>/dev/null
 printf '$ keyctl request2 user demo:fallback "hello again" @s\n'
 key2=$(keyctl request2 user demo:fallback "hello again" @s)
 run keyctl print "$key2"
-echo "(the test request-key.conf instantiates with \"request-key:<callout>\")"
+echo "(the test line in /etc/request-key.d instantiates with \"request-key:<callout>\")"
 
 step "Counters in /sys/kernel/debug/keyagent/"
 for f in routed answered fallback dead_agents; do
