@@ -20,13 +20,17 @@
  * far (agent keys, authorisation keys, keys under construction, harvested
  * from the syscalls' results, the agents' signals and /proc/keys); some
  * requests come from children that die waiting, run as another user or in a
- * new user namespace. Agents (some threaded, some in a user namespace or
- * running as another user, some with a tiny RLIMIT_SIGPENDING) register and
+ * new user namespace, and some are the kernel's own (dns_query() and
+ * override-credential requests through tests/kmod, from the worker or a
+ * kernel thread). Agents (some threaded, some in a user namespace or running
+ * as another user, some with a tiny RLIMIT_SIGPENDING, some scoped to their
+ * network namespace for dns_resolver, keyagent_test or user) register and
  * answer, ignore, answer twice or late, reject, negate, leak, move or
  * invalidate their authorisation key, tamper with the keyrings holding it,
  * request keys with its authority, exec, or die at random, and are killed
  * and restarted; workers register as agents too. A reloader unloads and
- * reloads the module and changes its parameters (max_pending down to 0).
+ * reloads the module and changes its parameters (max_pending down to 0,
+ * global_types among valid and invalid lists).
  *
  * Each process draws its operations from its own generator, seeded from the
  * run's seed, its role and its index: the same seed gives every process the
@@ -155,7 +159,7 @@ struct shared {
 	volatile unsigned long counters[9];	/* the module's, summed over reloads */
 	volatile unsigned long requests, requests_ok, request_errno[150];
 	volatile unsigned long agent_signals, agent_answers, agents_started;
-	volatile unsigned long reloads, unload_busy, param_changes;
+	volatile unsigned long reloads, unload_busy, param_changes, kernel_requests;
 	volatile long max_request_ms;
 	int sup_pid;
 	int parts;			/* session keyrings per epoch */
@@ -421,10 +425,12 @@ static const char *gen_agent_desc(struct rng *r)
 	};
 	unsigned int n = rnd(r, 100);
 
-	if (n < 65)
+	if (n < 60)
 		return "user";
-	if (n < 75)
+	if (n < 70)
 		return "logon";
+	if (n < 75)
+		return PICK(r, ((const char *[]){ "dns_resolver", "keyagent_test" }));
 	if (n < 98)
 		return PICK(r, odd);
 	return long_string('u', rnd(r, 2) ? 4095 : 5000);
@@ -471,12 +477,18 @@ struct payload {
 static struct payload gen_payload(struct rng *r, int agent)
 {
 	static int native[] = { 40, 32, 64, 31, 65, 0, -1, 0x7fffffff, 34, 63 };
-	static char sig[8];
+	static char sig[16];
 	struct payload p = { scratch, 0 };
 	unsigned int n = rnd(r, 100);
 
-	if (agent && n < 70) {
+	if (agent && n < 60) {
 		p.len = snprintf(sig, sizeof(sig), "%u", 32 + rnd(r, 33));
+		p.data = sig;
+		return p;
+	}
+	if (agent && n < 70) {
+		/* Scoped: admitted or refused (EPERM, EACCES) by type and credentials. */
+		p.len = snprintf(sig, sizeof(sig), "%u net", 32 + rnd(r, 33));
 		p.data = sig;
 		return p;
 	}
@@ -485,9 +497,15 @@ static struct payload gen_payload(struct rng *r, int agent)
 		p.len = 4;
 		return p;
 	}
-	switch (rnd(r, 16)) {
+	switch (rnd(r, 18)) {
 	case 0: p.data = NULL; p.len = 0; break;
 	case 1: p.data = ""; p.len = 0; break;
+	case 16:
+		p.data = PICK(r, ((const char *[]){ "40 net\n", "40 nett", "40  net", "net",
+						      "40 net x", " 40 net", "40 net\n\n" }));
+		p.len = strlen(p.data);
+		break;
+	case 17: p.data = "40 net\0x"; p.len = 8; break;
 	case 2: p.data = "40\n"; p.len = 3; break;
 	case 3: p.data = "040"; p.len = 3; break;
 	case 4: p.data = "31"; p.len = 2; break;
@@ -819,6 +837,7 @@ struct agent_cfg {
 	const char *type;
 	key_serial_t dest;
 	int threaded, thread_exits, userns, setuid, rlimit, restrict_p;
+	int scoped;		/* registers "SIG net": also the kernel's requests */
 	long lifetime;		/* signals handled before exiting; 0: forever */
 };
 
@@ -851,7 +870,7 @@ static void agent_exec(struct agent_run *a)
 
 static void agent_register(struct agent_run *a)
 {
-	char sig[8];
+	char sig[16];
 	long ret;
 
 	a->epoch = sh->epoch;
@@ -859,7 +878,7 @@ static void agent_register(struct agent_run *a)
 	/* Named keyrings are per user namespace: one that made its own stays put. */
 	if (!a->cfg.userns)
 		join_epoch(a->epoch, a->part);
-	snprintf(sig, sizeof(sig), "%d", a->cfg.sig);
+	snprintf(sig, sizeof(sig), a->cfg.scoped ? "%d net" : "%d", a->cfg.sig);
 	note("add_key(keyagent, %s, %s, %d)", a->cfg.type, sig, a->cfg.dest);
 	ret = sc(__NR_add_key, (long)"keyagent", (long)a->cfg.type, (long)sig, strlen(sig), a->cfg.dest);
 	a->key = ret > 0 ? ret : 0;
@@ -989,7 +1008,10 @@ static void agent_main(int index, int gen, uint64_t seed)
 	a->cfg.thread_exits = a->cfg.threaded && chance(&a->r, 40);
 	a->cfg.sig = a->cfg.threaded ? 34 + rnd(&a->r, 31) : 32 + rnd(&a->r, 33);
 	n = rnd(&a->r, 100);
-	a->cfg.type = n < 85 ? "user" : n < 95 ? "logon" : gen_agent_desc(&a->r);
+	a->cfg.type = n < 75 ? "user" : n < 80 ? "dns_resolver" : n < 85 ? "keyagent_test" :
+		      n < 95 ? "logon" : gen_agent_desc(&a->r);
+	/* Kernel requests reach scoped agents of these types (user: when listed). */
+	a->cfg.scoped = chance(&a->r, strcmp(a->cfg.type, "user") ? 70 : 10);
 	n = rnd(&a->r, 100);
 	a->cfg.dest = n < 90 ? KEY_SPEC_SESSION_KEYRING :
 		      n < 93 ? KEY_SPEC_THREAD_KEYRING :
@@ -999,9 +1021,10 @@ static void agent_main(int index, int gen, uint64_t seed)
 	a->cfg.rlimit = chance(&a->r, 4);
 	a->cfg.restrict_p = rnd(&a->r, 200) == 0;
 	a->cfg.lifetime = chance(&a->r, 30) ? 1 + rnd(&a->r, 50) : 0;
-	note("agent: sig %d type %s dest %d threaded %d/%d userns %d setuid %d rlimit %d restrict %d lifetime %ld",
-	     a->cfg.sig, a->cfg.type, a->cfg.dest, a->cfg.threaded, a->cfg.thread_exits,
-	     a->cfg.userns, a->cfg.setuid, a->cfg.rlimit, a->cfg.restrict_p, a->cfg.lifetime);
+	note("agent: sig %d type %s%s dest %d threaded %d/%d userns %d setuid %d rlimit %d restrict %d lifetime %ld",
+	     a->cfg.sig, a->cfg.type, a->cfg.scoped ? " scoped" : "", a->cfg.dest, a->cfg.threaded,
+	     a->cfg.thread_exits, a->cfg.userns, a->cfg.setuid, a->cfg.rlimit, a->cfg.restrict_p,
+	     a->cfg.lifetime);
 	bump(&sh->agents_started);
 
 	join_epoch(sh->epoch, a->part);
@@ -1167,6 +1190,10 @@ static void reloader_main(uint64_t seed)
 			param_set("request_timeout", value);
 			snprintf(value, sizeof(value), "%d", max);
 			param_set("max_pending", value);
+			/* The global types scoped agents may serve, valid or not. */
+			param_set("global_types", PICK(&r, ((const char *[]){ "\n", "keyagent_test",
+				"keyagent_test,user", "user", "id_resolver,keyagent_test", "a b",
+				"keyagent_test,,x" })));
 			bump(&sh->param_changes);
 		}
 	}
@@ -1187,7 +1214,7 @@ enum op {
 	OP_SET_REQKEY_KEYRING, OP_SET_TIMEOUT, OP_ASSUME_AUTHORITY, OP_GET_SECURITY,
 	OP_SESSION_TO_PARENT, OP_INVALIDATE, OP_GET_PERSISTENT, OP_RESTRICT_KEYRING,
 	OP_MOVE, OP_CAPABILITIES, OP_OTHER_KEYCTL, OP_PROC, OP_SERVE, OP_CHILD,
-	OP_COUNT
+	OP_KERNEL_REQUEST, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
@@ -1197,6 +1224,7 @@ static const char *const op_names[OP_COUNT] = {
 	"set_reqkey_keyring", "set_timeout", "assume_authority", "get_security",
 	"session_to_parent", "invalidate", "get_persistent", "restrict_keyring",
 	"move", "capabilities", "other keyctl", "/proc and debugfs", "serve", "child requester",
+	"kernel request",
 };
 
 /* Relative weights of the operations. */
@@ -1209,7 +1237,7 @@ static const unsigned char op_weights[OP_COUNT] = {
 	[OP_ASSUME_AUTHORITY] = 3, [OP_GET_SECURITY] = 1, [OP_SESSION_TO_PARENT] = 1,
 	[OP_INVALIDATE] = 2, [OP_GET_PERSISTENT] = 1, [OP_RESTRICT_KEYRING] = 1, [OP_MOVE] = 2,
 	[OP_CAPABILITIES] = 1, [OP_OTHER_KEYCTL] = 1, [OP_PROC] = 2, [OP_SERVE] = 3,
-	[OP_CHILD] = 1,
+	[OP_CHILD] = 1, [OP_KERNEL_REQUEST] = 3,
 };
 
 struct worker {
@@ -1387,6 +1415,33 @@ static long do_child(struct rng *r, struct worker *w)
 	}
 	self->busy_since = 0;
 	return 0;
+}
+
+/*
+ * A request the kernel makes itself (through the test caller module: dns_query()
+ * or an override-credential request, in our context or a kernel thread's),
+ * routed by the kernel rule to scoped agents or left to /sbin/request-key.
+ */
+static long do_kernel_request(struct rng *r, struct worker *w)
+{
+	const char *file = PICK(r, ((const char *[]){ "dns_query", "dns_query", "request",
+						      "request", "dns_query_kthread",
+						      "request_kthread" }));
+	char name[300], answer[128];
+	long ret;
+
+	switch (rnd(r, 10)) {
+	case 0: snprintf(name, sizeof(name), "%s", ""); break;
+	case 1: snprintf(name, sizeof(name), "%s", long_string('n', 299)); break;
+	case 2: snprintf(name, sizeof(name), "fz:%u", rnd(r, 8)); break;
+	default: snprintf(name, sizeof(name), "fz%d-%lu.example", w->index, w->iter); break;
+	}
+	note("kernel request %s(%.40s)", file, name);
+	self->busy_since = now();
+	ret = kernel_query(file, name, answer, sizeof(answer));
+	self->busy_since = 0;
+	bump(&sh->kernel_requests);
+	return ret;
 }
 
 static long do_op(struct rng *r, struct worker *w, enum op op)
@@ -1645,6 +1700,8 @@ static long do_op(struct rng *r, struct worker *w, enum op op)
 		return 0;
 	case OP_CHILD:
 		return do_child(r, w);
+	case OP_KERNEL_REQUEST:
+		return do_kernel_request(r, w);
 	default:
 		return 0;
 	}
@@ -1913,10 +1970,12 @@ static void print_stats(long elapsed_ms)
 
 	for (i = 0; i < OP_COUNT; i++)
 		total += sh->ops[i];
-	printf("# after %ld s: %lu operations, %lu request_key (%lu keys), %lu signals to agents, "
-	       "%lu answers, %lu agents started, %lu reloads, slowest request %ld ms\n",
-	       elapsed_ms / 1000, total, sh->requests, sh->requests_ok, sh->agent_signals,
-	       sh->agent_answers, sh->agents_started, sh->reloads, sh->max_request_ms);
+	printf("# after %ld s: %lu operations, %lu request_key (%lu keys), %lu kernel requests, "
+	       "%lu signals to agents, %lu answers, %lu agents started, %lu reloads, "
+	       "slowest request %ld ms\n",
+	       elapsed_ms / 1000, total, sh->requests, sh->requests_ok, sh->kernel_requests,
+	       sh->agent_signals, sh->agent_answers, sh->agents_started, sh->reloads,
+	       sh->max_request_ms);
 	fflush(stdout);
 }
 
@@ -1987,6 +2046,10 @@ int main(int argc, char **argv)
 	snprintf(params, sizeof(params), "%d", TIMEOUT_S);
 	param_set("request_timeout", params);
 	param_set("max_pending", "128");
+	param_set("global_types", "keyagent_test");
+	/* The kernel's own requests; without the module they fail with ENOENT. */
+	if (caller_module_load())
+		printf("# no test caller module: kernel requests fail with ENOENT\n");
 	new_epoch();
 
 	manager = fork();
