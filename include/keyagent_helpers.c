@@ -128,6 +128,16 @@ short keyagent_key_read_state(const struct key *key)
 	return key_read_state(key);
 }
 
+/* With the key's semaphore write-locked: publish a new payload, return the old one. */
+void *keyagent_key_replace_payload(struct key *key, void *payload)
+{
+	void *old = rcu_dereference_protected(key->payload.rcu_data0,
+					      lockdep_is_held(&key->sem));
+
+	rcu_assign_keypointer(key, payload);
+	return old;
+}
+
 bool keyagent_key_is_dead(const struct key *key)
 {
 	return test_bit(KEY_FLAG_DEAD, &key->flags);
@@ -136,6 +146,11 @@ bool keyagent_key_is_dead(const struct key *key)
 void keyagent_rcu_read_lock(void)
 {
 	rcu_read_lock();
+}
+
+void keyagent_synchronize_rcu(void)
+{
+	synchronize_rcu();
 }
 
 void keyagent_rcu_read_unlock(void)

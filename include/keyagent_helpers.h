@@ -30,11 +30,13 @@ struct work_struct;
 struct key *keyagent_key_get(struct key *key);
 bool keyagent_key_tryget(struct key *key);
 short keyagent_key_read_state(const struct key *key);
+void *keyagent_key_replace_payload(struct key *key, void *payload);
 bool keyagent_key_is_dead(const struct key *key);
 
 /* RCU. */
 void keyagent_rcu_read_lock(void);
 void keyagent_rcu_read_unlock(void);
+void keyagent_synchronize_rcu(void);
 
 /* Credentials and tasks. */
 const struct cred *keyagent_current_cred(void);

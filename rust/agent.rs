@@ -21,15 +21,21 @@ use crate::delivery::{ChannelAgent, Delivery, SignalAgent};
 use crate::sys::{
     chardev::Device,
     key_type::{KeyType, KeyTypeSlot, SeqFile},
-    keys::{DomainTag, Key},
+    keys::{self, DomainTag, Key},
     ns::{self, NetRef, CAP_NET_ADMIN, CAP_SYS_ADMIN},
     params,
+    request::Request,
 };
 use core::{
     fmt::Write,
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
-use kernel::{c_str, prelude::*, str::CStr, sync::Arc};
+use kernel::{
+    c_str, new_spinlock,
+    prelude::*,
+    str::CStr,
+    sync::{Arc, SpinLock},
+};
 
 /// Lowest and highest realtime signal of the kernel (`SIGRTMIN`, `SIGRTMAX`).
 const SIGRTMIN: u32 = 32;
@@ -79,6 +85,23 @@ pub(crate) enum Scope {
     },
 }
 
+impl Scope {
+    /// Whether two registrations serve the same constructions of the kernel's.
+    fn same_as(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Session, Scope::Session) => true,
+            (
+                Scope::Net { net, cache },
+                Scope::Net {
+                    net: other_net,
+                    cache: other_cache,
+                },
+            ) => net.key_domain() == other_net.key_domain() && cache == other_cache,
+            _ => false,
+        }
+    }
+}
+
 /// Where the kernel caches the keys of a type an agent is scoped for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cache {
@@ -88,7 +111,25 @@ pub(crate) enum Cache {
     Global,
 }
 
+/// Most agents one key may have in its pool.
+const POOL_MAX: usize = 32;
+
+/// Whether a pool member that can be told may be handed a construction.
+pub(crate) enum Availability {
+    /// Some live member other than the requester serves.
+    Serving,
+    /// The only live members are the requester itself.
+    OnlyRequester,
+    /// No member is alive.
+    Dead,
+}
+
 /// A registered agent: how it is told, what it serves, and its counters.
+///
+/// The agent that created a key is its payload; agents that register for the same type in the
+/// same keyring later join it as `members` (with `pool`) or replace it and them (without).
+/// Routing and dispatch choose among the payload agent and its members.
+#[pin_data]
 pub(crate) struct Agent {
     delivery: Delivery,
     scope: Scope,
@@ -96,9 +137,78 @@ pub(crate) struct Agent {
     pending: AtomicUsize,
     death_reported: AtomicBool,
     key_retired: AtomicBool,
+    /// Whether the registration asked to join the agents already serving (`pool`).
+    joins: bool,
+    #[pin]
+    members: SpinLock<KVec<Arc<Agent>>>,
 }
 
 impl Agent {
+    /// Calls `f` for every agent serving the key whose payload is `self`. Does not sleep.
+    fn for_each_serving(&self, mut f: impl FnMut(&Agent)) {
+        f(self);
+        for member in self.members.lock().iter() {
+            f(member);
+        }
+    }
+
+    /// Whether the pool of this key's agent can serve `request`. Does not sleep.
+    pub(crate) fn availability(&self, request: &Request<'_>) -> Availability {
+        let (mut alive, mut other) = (false, false);
+        self.for_each_serving(|agent| {
+            if agent.is_alive() {
+                alive = true;
+                other |= !agent.delivery.is_requester(request);
+            }
+        });
+        match (alive, other) {
+            (_, true) => Availability::Serving,
+            (true, false) => Availability::OnlyRequester,
+            (false, false) => Availability::Dead,
+        }
+    }
+
+    /// Whether any agent of the pool is alive. Does not sleep.
+    pub(crate) fn pool_is_alive(&self) -> bool {
+        let mut alive = false;
+        self.for_each_serving(|agent| alive |= agent.is_alive());
+        alive
+    }
+
+    /// The live agent of `pool` (a key's payload) with the fewest pending constructions, not
+    /// `except`, not the requester of `request`, and a channel if `channel_only`. Does not sleep.
+    pub(crate) fn choose(
+        pool: &Arc<Agent>,
+        request: Option<&Request<'_>>,
+        except: Option<&Agent>,
+        channel_only: bool,
+    ) -> Option<Arc<Agent>> {
+        let eligible = |agent: &Agent| {
+            agent.is_alive()
+                && !except.is_some_and(|except| core::ptr::eq(except, agent))
+                && !request.is_some_and(|request| agent.delivery.is_requester(request))
+                && (!channel_only || matches!(agent.delivery, Delivery::Channel(_)))
+        };
+        let mut best: Option<(usize, Arc<Agent>)> = None;
+        let mut consider = |agent: &Arc<Agent>| {
+            if eligible(agent) && best.as_ref().map_or(true, |(n, _)| agent.pending() < *n) {
+                best = Some((agent.pending(), agent.clone()));
+            }
+        };
+        consider(pool);
+        for member in pool.members.lock().iter() {
+            consider(member);
+        }
+        best.map(|(_, agent)| agent)
+    }
+
+    /// Agents serving the key, for `/proc/keys`. Does not sleep.
+    fn serving_count(&self) -> usize {
+        let mut n = 0;
+        self.for_each_serving(|_| n += 1);
+        n
+    }
+
     /// How the agent is told.
     pub(crate) fn delivery(&self) -> &Delivery {
         &self.delivery
@@ -175,13 +285,18 @@ enum Told {
 struct Registration {
     told: Told,
     net_scope: bool,
+    pool: bool,
 }
 
+/// The word that makes a registration join the agents already serving the type in that
+/// keyring instead of replacing them.
+const POOL_WORD: &[u8] = b"pool";
+
 /// Parses the payload: a native 4-byte int (the signal), or text: the signal in 1 or 2
-/// decimal digits, or `fd N` (N: a descriptor of `/dev/keyagent`, in decimal), optionally
-/// followed by a space and the scope word `net`, with an optional trailing newline (`keyctl add
-/// keyagent user 40 @s`, `keyctl add keyagent dns_resolver "40 net" @s`, `echo 40 | keyctl padd
-/// ...`, `"fd 3"`).
+/// decimal digits or `fd N` (N: a descriptor of `/dev/keyagent`, in decimal), then optionally
+/// the words `net` (scope) and `pool`, each once, separated by single spaces, with an optional
+/// trailing newline (`keyctl add keyagent user 40 @s`, `keyctl add keyagent dns_resolver "40
+/// net" @s`, `echo 40 | keyctl padd ...`, `"fd 3"`, `"fd 3 net pool"`).
 fn parse_payload(data: &[u8]) -> Result<Registration> {
     if let [a, b, c, d] = data {
         if !data.starts_with(b"fd ") {
@@ -191,32 +306,41 @@ fn parse_payload(data: &[u8]) -> Result<Registration> {
         }
     }
     let text = data.strip_suffix(b"\n").unwrap_or(data);
-    let (channel, text) = match text.strip_prefix(b"fd ") {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (digits, scope) = match text.iter().position(|&b| b == b' ') {
-        Some(space) => (&text[..space], Some(&text[space + 1..])),
-        None => (text, None),
-    };
+    let mut words = text.split(|&b| b == b' ');
+    let mut first = words.next().ok_or(EINVAL)?;
+    let channel = first == b"fd";
+    if channel {
+        first = words.next().ok_or(EINVAL)?;
+    }
     let max_digits = if channel { 9 } else { 2 };
-    if digits.is_empty() || digits.len() > max_digits || !digits.iter().all(u8::is_ascii_digit) {
+    if first.is_empty() || first.len() > max_digits || !first.iter().all(u8::is_ascii_digit) {
         return Err(EINVAL);
     }
-    let net_scope = match scope {
-        None => false,
-        Some(NET_SCOPE) => true,
-        Some(_) => return Err(EINVAL),
-    };
-    let number = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-    if channel {
+    let number = first.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+    let (mut net_scope, mut pool) = (false, false);
+    for word in words {
+        let flag = match word {
+            NET_SCOPE => &mut net_scope,
+            POOL_WORD => &mut pool,
+            _ => return Err(EINVAL),
+        };
+        if *flag {
+            return Err(EINVAL);
+        }
+        *flag = true;
+    }
+    let mut registration = if channel {
         // CAST: At most 9 digits.
-        return Ok(Registration {
+        Registration {
             told: Told::Channel(number as i32),
             net_scope,
-        });
-    }
-    check_signal(number, net_scope)
+            pool,
+        }
+    } else {
+        check_signal(number, net_scope)?
+    };
+    registration.pool = pool;
+    Ok(registration)
 }
 
 fn check_signal(signal: u32, net_scope: bool) -> Result<Registration> {
@@ -226,6 +350,7 @@ fn check_signal(signal: u32, net_scope: bool) -> Result<Registration> {
     Ok(Registration {
         told: Told::Signal(signal),
         net_scope,
+        pool: false,
     })
 }
 
@@ -312,17 +437,52 @@ impl KeyType for AgentKeyType {
                     Device::<Channel>::object_of_fd(fd)?,
                 )),
             };
-        Ok(Arc::new(
-            Agent {
+        Arc::pin_init(
+            pin_init!(Agent {
                 delivery,
                 scope,
                 sent: AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
                 death_reported: AtomicBool::new(false),
                 key_retired: AtomicBool::new(false),
-            },
+                joins: registration.pool,
+                members <- new_spinlock!(KVec::new()),
+            }),
             GFP_KERNEL,
-        )?)
+        )
+    }
+
+    /// Another registration for the type in a keyring that has the key already: the new agent
+    /// joins the key's pool (`pool`) or replaces every agent serving it. It must be made by the
+    /// key's owner (`EPERM`) with the same scope (`EINVAL`), and the pool holds at most
+    /// [`POOL_MAX`] live agents (`ENOSPC`). Dead agents leave the pool here.
+    fn update(key: &Key, current: &Agent, new: Arc<Agent>) -> Result<Option<Arc<Agent>>> {
+        if keys::current_fsuid() != key.owner() {
+            return Err(EPERM);
+        }
+        if !current.scope.same_as(&new.scope) {
+            return Err(EINVAL);
+        }
+        if !new.joins {
+            return Ok(Some(new));
+        }
+        let capacity = current.members.lock().len() + 1;
+        let mut members = KVec::with_capacity(capacity, GFP_KERNEL)?;
+        let mut members_lock = current.members.lock();
+        let live = members_lock.iter().filter(|agent| agent.is_alive()).count();
+        if live + usize::from(current.is_alive()) >= POOL_MAX {
+            return Err(ENOSPC);
+        }
+        for agent in members_lock.iter().filter(|agent| agent.is_alive()) {
+            // Cannot fail: the capacity covers every member and the new one.
+            let _ = members.push(agent.clone(), GFP_ATOMIC);
+        }
+        let _ = members.push(new, GFP_ATOMIC);
+        // The members that leave are dropped here, after the lock, in process context.
+        let old = core::mem::replace(&mut *members_lock, members);
+        drop(members_lock);
+        drop(old);
+        Ok(None)
     }
 
     fn indexed(agent: &Agent) -> bool {
@@ -330,61 +490,75 @@ impl KeyType for AgentKeyType {
     }
 
     fn describe(_key: &Key, agent: Option<&Agent>, out: &mut SeqFile) {
-        let Some(agent) = agent else { return };
-        let _ = match &agent.delivery {
-            Delivery::Signal(signal_agent) => write!(
-                out,
-                ": pid {} sig {}",
-                signal_agent.thread().pid().nr_seen_by_current(),
-                signal_agent.signal(),
-            ),
-            Delivery::Channel(channel_agent) => write!(
-                out,
-                ": pid {} chan",
-                channel_agent.thread().pid().nr_seen_by_current(),
-            ),
-        };
-        let _ = write!(
-            out,
-            " {} sent {} pending {}",
-            if agent.is_alive() { "alive" } else { "dead" },
-            agent.sent.load(Ordering::Relaxed),
-            agent.pending(),
-        );
-        let _ = match &agent.scope {
-            Scope::Session => write!(out, " scope session"),
-            Scope::Net { net, cache } => write!(
-                out,
-                " scope net:[{}]{}",
-                net.inum(),
-                if *cache == Cache::Global {
-                    " global"
-                } else {
-                    ""
-                }
-            ),
-        };
+        let Some(pool) = agent else { return };
+        let members = pool.serving_count();
+        describe_agent(pool, out);
+        if members > 1 {
+            let _ = write!(out, " members {}", members);
+        }
     }
 
-    fn read(agent: &Agent, buf: &mut [u8]) -> Result<usize> {
-        // A realtime signal number always has two digits; a channel reads back as "chan".
-        let digits = match &agent.delivery {
-            Delivery::Signal(signal_agent) => {
-                let signal = signal_agent.signal();
-                // CAST: Each digit is below 10.
-                [b'0' + (signal / 10) as u8, b'0' + (signal % 10) as u8, 0, 0]
-            }
-            Delivery::Channel(_) => *b"chan",
-        };
-        let digits = &digits[..digits.iter().position(|&b| b == 0).unwrap_or(4)];
-        let scope: &[u8] = match agent.scope {
-            Scope::Session => b"",
-            Scope::Net { .. } => b" net",
-        };
-        let text = Iterator::chain(digits.iter(), scope.iter());
-        for (out, byte) in buf.iter_mut().zip(text.clone()) {
-            *out = *byte;
-        }
-        Ok(text.count())
+    fn read(pool: &Agent, buf: &mut [u8]) -> Result<usize> {
+        read_agent(pool, buf)
     }
+}
+
+/// The `/proc/keys` text of one agent.
+fn describe_agent(agent: &Agent, out: &mut SeqFile) {
+    let _ = match &agent.delivery {
+        Delivery::Signal(signal_agent) => write!(
+            out,
+            ": pid {} sig {}",
+            signal_agent.thread().pid().nr_seen_by_current(),
+            signal_agent.signal(),
+        ),
+        Delivery::Channel(channel_agent) => write!(
+            out,
+            ": pid {} chan",
+            channel_agent.thread().pid().nr_seen_by_current(),
+        ),
+    };
+    let _ = write!(
+        out,
+        " {} sent {} pending {}",
+        if agent.is_alive() { "alive" } else { "dead" },
+        agent.sent.load(Ordering::Relaxed),
+        agent.pending(),
+    );
+    let _ = match &agent.scope {
+        Scope::Session => write!(out, " scope session"),
+        Scope::Net { net, cache } => write!(
+            out,
+            " scope net:[{}]{}",
+            net.inum(),
+            if *cache == Cache::Global {
+                " global"
+            } else {
+                ""
+            }
+        ),
+    };
+}
+
+/// The `keyctl read` text of one agent.
+fn read_agent(agent: &Agent, buf: &mut [u8]) -> Result<usize> {
+    // A realtime signal number always has two digits; a channel reads back as "chan".
+    let digits = match &agent.delivery {
+        Delivery::Signal(signal_agent) => {
+            let signal = signal_agent.signal();
+            // CAST: Each digit is below 10.
+            [b'0' + (signal / 10) as u8, b'0' + (signal % 10) as u8, 0, 0]
+        }
+        Delivery::Channel(_) => *b"chan",
+    };
+    let digits = &digits[..digits.iter().position(|&b| b == 0).unwrap_or(4)];
+    let scope: &[u8] = match agent.scope {
+        Scope::Session => b"",
+        Scope::Net { .. } => b" net",
+    };
+    let text = Iterator::chain(digits.iter(), scope.iter());
+    for (out, byte) in buf.iter_mut().zip(text.clone()) {
+        *out = *byte;
+    }
+    Ok(text.count())
 }

@@ -6,7 +6,7 @@
 //! keys of agents found dead. Unloading fails whatever is left.
 
 use crate::{
-    agent::AgentKeyType,
+    agent::{Agent, AgentKeyType},
     pending::{Pending, PendingTable},
     route::{route, Route},
     stats,
@@ -106,7 +106,10 @@ impl Broker {
         request: &Request<'_>,
         agent_key: TypedKey<AgentKeyType>,
     ) -> Result {
-        let agent = agent_key.payload().ok_or_else(errno::ENOKEY)?;
+        let pool = agent_key.payload().ok_or_else(errno::ENOKEY)?;
+        // The pool may have lost its live agents since the claim.
+        let agent =
+            Agent::choose(&pool, Some(request), None, false).ok_or_else(errno::EOWNERDEAD)?;
         let max = params::max_pending();
         if !agent.reserve_pending(max) {
             // Constructions the agent answered may still hold slots until the reaper runs.
@@ -119,11 +122,13 @@ impl Broker {
         // From here on, dropping the entry gives the slot back and takes the authority back.
         let serial = request.target().serial();
         this.pending
-            .insert(serial, Pending::new(request, agent.clone()))?;
+            .insert(serial, Pending::new(request, agent.clone(), pool.clone()))?;
         if let Err(e) = agent.delivery().hand_over(request) {
             drop(this.pending.remove(serial));
             if e == errno::EOWNERDEAD() {
-                Self::retire(this, agent_key);
+                if !pool.pool_is_alive() {
+                    Self::retire(this, agent_key);
+                }
             } else {
                 stats::SIGNAL_FAILURES.inc();
             }
@@ -176,7 +181,7 @@ impl Broker {
     /// Ends the pending constructions that can be ended; whether any are left. May sleep.
     fn reap_pending(&self) -> bool {
         let timeout_ms = params::request_timeout_secs().saturating_mul(1000);
-        self.pending.reap(timeout_ms)
+        self.pending.reap(timeout_ms, params::max_pending())
     }
 
     /// Invalidates the keys of dead agents. May sleep.

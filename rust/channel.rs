@@ -24,7 +24,7 @@ use kernel::{
     error::Error,
     new_mutex,
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{Arc, ArcBorrow, Mutex},
     types::ARef,
     uaccess::{UserSliceReader, UserSliceWriter},
@@ -76,6 +76,12 @@ impl Entry {
         let pad = len - Abi::REQUEST_HEADER - self.strings.len();
         out.write_slice(&[0u8; Abi::ALIGN][..pad])
     }
+}
+
+/// A construction taken unread from a channel.
+pub(crate) struct Unread {
+    serial: i32,
+    node: RBTreeNode<i32, Entry>,
 }
 
 /// The queue of one channel.
@@ -147,6 +153,39 @@ impl Channel {
         let replaced = queue
             .entries
             .insert(reservation.into_node(target.serial(), entry));
+        self.unread.fetch_add(1, Ordering::Release);
+        drop(queue);
+        drop(replaced);
+        self.readers.wake_readers();
+        Ok(())
+    }
+
+    /// Takes the construction of the key `serial` out of the queue if it has not been read, to
+    /// hand it to another channel ([`Channel::adopt`]). May sleep.
+    pub(crate) fn take_unread(&self, serial: i32) -> Option<Unread> {
+        let mut queue = self.queue.lock();
+        queue.entries.get(&serial)?.unread?;
+        self.unread.fetch_sub(1, Ordering::Release);
+        queue
+            .entries
+            .remove_node(&serial)
+            .map(|node| Unread { serial, node })
+    }
+
+    /// Queues a construction another channel had not read, after those queued here. Fails
+    /// (giving it back) if this channel is closed. May sleep.
+    pub(crate) fn adopt(&self, unread: Unread) -> core::result::Result<(), Unread> {
+        let mut queue = self.queue.lock();
+        if !self.is_open() {
+            return Err(unread);
+        }
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        let Unread { serial, node } = unread;
+        let replaced = queue.entries.insert(node);
+        if let Some(entry) = queue.entries.get_mut(&serial) {
+            entry.unread = Some(seq);
+        }
         self.unread.fetch_add(1, Ordering::Release);
         drop(queue);
         drop(replaced);

@@ -7,7 +7,7 @@
 //! agent reads the construction from its `/dev/keyagent` file (`crate::channel`) and answers
 //! through it; the authority stays with the module.
 
-use crate::channel::Channel;
+use crate::channel::{Channel, Unread};
 use crate::sys::{
     keys::{self, Key},
     request::Request,
@@ -174,6 +174,23 @@ impl Delivery {
         match self {
             Delivery::Signal(agent) => agent.hand_over(request),
             Delivery::Channel(agent) => agent.channel.hand_over(request),
+        }
+    }
+
+    /// Takes the construction of the key `serial` back if the agent has not read it yet (only a
+    /// channel can tell). May sleep.
+    pub(crate) fn take_unread(&self, serial: i32) -> Option<Unread> {
+        match self {
+            Delivery::Signal(_) => None,
+            Delivery::Channel(agent) => agent.channel.take_unread(serial),
+        }
+    }
+
+    /// Gives the agent, a channel, a construction another one had not read. May sleep.
+    pub(crate) fn adopt(&self, unread: Unread) -> core::result::Result<(), Unread> {
+        match self {
+            Delivery::Signal(_) => Err(unread),
+            Delivery::Channel(agent) => agent.channel.adopt(unread),
         }
     }
 

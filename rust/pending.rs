@@ -29,6 +29,8 @@ pub(crate) struct Pending {
     target: ARef<Key>,
     authkey: ARef<Key>,
     agent: Arc<Agent>,
+    /// The pool the agent was chosen from (the agent key's payload).
+    pool: Arc<Agent>,
     since: Jiffies,
 }
 
@@ -42,14 +44,47 @@ enum Verdict {
 }
 
 impl Pending {
-    /// Records `request` for `agent`, whose pending slot the caller reserved.
-    pub(crate) fn new(request: &Request<'_>, agent: Arc<Agent>) -> Self {
+    /// Records `request` for `agent`, chosen from `pool`, whose pending slot the caller
+    /// reserved.
+    pub(crate) fn new(request: &Request<'_>, agent: Arc<Agent>, pool: Arc<Agent>) -> Self {
         Self {
             target: request.target().into(),
             authkey: request.authkey().into(),
             agent,
+            pool,
             since: Jiffies::now(),
         }
+    }
+
+    /// Moves a construction its dead agent had not read to another channel of the pool, with
+    /// a slot of its own; whether it moved. May sleep.
+    fn rehand(&mut self, max_pending: usize) -> bool {
+        let serial = self.target.serial();
+        let Some(mut unread) = self.agent.delivery().take_unread(serial) else {
+            return false;
+        };
+        let mut except = self.agent.clone();
+        while let Some(next) = Agent::choose(&self.pool, None, Some(&except), true) {
+            if !next.reserve_pending(max_pending) {
+                break;
+            }
+            match next.delivery().adopt(unread) {
+                Ok(()) => {
+                    next.count_sent();
+                    let dead = core::mem::replace(&mut self.agent, next);
+                    dead.remove_pending();
+                    stats::REHANDED.inc();
+                    return true;
+                }
+                Err(back) => {
+                    // Closed meanwhile: try another.
+                    next.remove_pending();
+                    unread = back;
+                    except = next;
+                }
+            }
+        }
+        false
     }
 
     fn verdict(&self, timeout_ms: u32) -> Verdict {
@@ -124,11 +159,21 @@ impl PendingTable {
 
     /// Ends the constructions that can be ended, failing those older than `timeout_ms`, and
     /// returns whether any are left. May sleep.
-    pub(crate) fn reap(&self, timeout_ms: u32) -> bool {
+    pub(crate) fn reap(&self, timeout_ms: u32, max_pending: usize) -> bool {
         let mut map = self.map.lock();
         let mut cursor = map.cursor_front();
-        while let Some(current) = cursor {
-            cursor = match current.current().1.verdict(timeout_ms) {
+        while let Some(mut current) = cursor {
+            let verdict = match current.current().1.verdict(timeout_ms) {
+                Verdict::Fail(error, _) if error == errno::EOWNERDEAD() => {
+                    if current.current_mut().1.rehand(max_pending) {
+                        Verdict::Wait
+                    } else {
+                        current.current().1.verdict(timeout_ms)
+                    }
+                }
+                verdict => verdict,
+            };
+            cursor = match verdict {
                 Verdict::Wait => current.move_next(),
                 verdict => {
                     let (next, node) = current.remove_current();

@@ -3,8 +3,8 @@
 //!
 //! Two rules, in this order:
 //!
-//! 1. **Session.** A requester with a session keyring is served by the first live `keyagent`
-//!    key whose description is the requested type, found in that keyring or the keyrings
+//! 1. **Session.** A requester with a session keyring is served by the first `keyagent` key
+//!    with a live agent whose description is the requested type, found in that keyring or the keyrings
 //!    nested in it with the requester's credentials (possession and permissions apply), if the
 //!    requester trusts the key's owner (see [`trusts`]).
 //! 2. **Kernel.** A construction the kernel makes (under override credentials, as
@@ -15,12 +15,13 @@
 //!    global type listed in `global_types`, the requesting task's namespace, and never for a
 //!    kernel thread (it has no namespace of its own to tell where the request comes from).
 //!
-//! Everything else goes to `/sbin/request-key`. An agent that would be asked for its own key
+//! A key's agents form a pool: the construction goes to its live agent with the fewest pending
+//! constructions (`Agent::choose`, at dispatch). Everything else goes to `/sbin/request-key`. An agent that would be asked for its own key
 //! type fails the construction with `EDEADLK` instead of waiting for itself. Routing never
 //! sleeps: the hook asks it from its ftrace callback.
 
 use crate::{
-    agent::{Agent, AgentKeyType, Cache},
+    agent::{Agent, AgentKeyType, Availability, Cache},
     stats,
     sys::{
         errno,
@@ -114,7 +115,7 @@ fn kernel_rule(key_type: &Registration<AgentKeyType>, request: &Request<'_>) -> 
         key.description().as_bytes() == type_name.as_bytes() && agent.serves_kernel_in(tag, cache)
     };
     if let Some(agent_key) =
-        key_type.find_indexed(|key, agent| serves(key, agent) && agent.is_alive())
+        key_type.find_indexed(|key, agent| serves(key, agent) && agent.pool_is_alive())
     {
         return to_agent(agent_key, request);
     }
@@ -124,13 +125,13 @@ fn kernel_rule(key_type: &Registration<AgentKeyType>, request: &Request<'_>) -> 
     }
 }
 
-/// The route to the agent of `agent_key`, which must be alive and not the requester itself.
+/// The route to the agents of `agent_key`, one of which must be alive and not the requester
+/// itself.
 fn to_agent(agent_key: TypedKey<AgentKeyType>, request: &Request<'_>) -> Route {
-    match agent_key.with_payload(|agent| (agent.is_alive(), agent.delivery().is_requester(request)))
-    {
+    match agent_key.with_payload(|agent| agent.availability(request)) {
         None => Route::Default,
-        Some((false, _)) => Route::DeadAgent(agent_key),
-        Some((true, true)) => Route::Fail(errno::EDEADLK()),
-        Some((true, false)) => Route::Agent(agent_key),
+        Some(Availability::Dead) => Route::DeadAgent(agent_key),
+        Some(Availability::OnlyRequester) => Route::Fail(errno::EDEADLK()),
+        Some(Availability::Serving) => Route::Agent(agent_key),
     }
 }

@@ -42,6 +42,8 @@ pub(crate) static UNTRUSTED: Counter = Counter::new();
 pub(crate) static KERNEL_ROUTED: Counter = Counter::new();
 /// Constructions made by the kernel left to `/sbin/request-key`.
 pub(crate) static KERNEL_FALLBACK: Counter = Counter::new();
+/// Constructions a dead channel had not read, handed to another agent of its pool.
+pub(crate) static REHANDED: Counter = Counter::new();
 
 /// The debugfs directory showing the counters.
 pub(crate) fn publish() -> debugfs::Dir {
@@ -58,5 +60,6 @@ pub(crate) fn publish() -> debugfs::Dir {
     dir.counter(c_str!("untrusted"), &UNTRUSTED.0);
     dir.counter(c_str!("kernel_routed"), &KERNEL_ROUTED.0);
     dir.counter(c_str!("kernel_fallback"), &KERNEL_FALLBACK.0);
+    dir.counter(c_str!("rehanded"), &REHANDED.0);
     dir
 }

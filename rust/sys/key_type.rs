@@ -67,6 +67,18 @@ pub(crate) trait KeyType: Sized + Send + Sync + 'static {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Updates the positive key `key`, whose payload is `current`, with `new` from `preparse`
+    /// (`add_key()` of an existing description in the keyring, `keyctl update`), returning the
+    /// key's new payload if it is to be replaced. Called with the key's semaphore write-locked,
+    /// after the keys core checked write permission; may sleep.
+    fn update(
+        _key: &Key,
+        _current: &Self::Payload,
+        _new: Arc<Self::Payload>,
+    ) -> Result<Option<Arc<Self::Payload>>> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Fills `buf` with the key's content for `keyctl read` and returns the full length, which
     /// may exceed `buf`. Called with the key's semaphore read-locked; may sleep.
     fn read(_payload: &Self::Payload, _buf: &mut [u8]) -> Result<usize> {
@@ -340,6 +352,11 @@ impl<T: KeyType> Adapter<T> {
         instantiate: Some(Self::instantiate),
         destroy: Some(Self::destroy),
         describe: Some(Self::describe),
+        update: if T::HAS_UPDATE {
+            Some(Self::update)
+        } else {
+            None
+        },
         read: if T::HAS_READ { Some(Self::read) } else { None },
         // SAFETY: All-zero is a valid `struct key_type`: null pointers and no operations.
         ..unsafe { core::mem::zeroed() }
@@ -379,8 +396,9 @@ impl<T: KeyType> Adapter<T> {
             // the payload and `orig_description` the proposed description.
             let (description, data) = unsafe {
                 let prep = &*prep;
+                // `keyctl update` gives no description: not an operation of ours.
                 if prep.orig_description.is_null() {
-                    return Err(EINVAL);
+                    return Err(errno::EOPNOTSUPP());
                 }
                 let data: &[u8] = if prep.datalen == 0 {
                     &[]
@@ -460,6 +478,47 @@ impl<T: KeyType> Adapter<T> {
                 if let Some(index) = T::slot().index() {
                     // INVARIANT: The key is instantiated and not destroyed; `destroy` removes it.
                     let _ = index.keys.lock().insert(node);
+                }
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by `__key_update()` with the key's semaphore write-locked, on a key of this type,
+    /// and a payload `preparse` filled.
+    unsafe extern "C" fn update(
+        key: *mut bindings::key,
+        prep: *mut bindings::key_preparsed_payload,
+    ) -> ffi::c_int {
+        from_result(|| {
+            // SAFETY: The keys core holds the key for the call.
+            let key = unsafe { Key::from_raw(key) };
+            let current = key.payload_data0();
+            // SAFETY: `prep` is valid for the call; `data[0]` is the payload `preparse` stored,
+            // which we take (`free_preparse` then finds null).
+            let new = unsafe {
+                let data = (*prep).payload.data[0];
+                if data.is_null() || current.is_null() || !key.is_positive() {
+                    return Err(EINVAL);
+                }
+                (*prep).payload.data[0] = core::ptr::null_mut();
+                Arc::from_raw(data.cast::<T::Payload>())
+            };
+            // SAFETY: A positive key of our type holds an `Arc<T::Payload>`, which the write-
+            // locked semaphore keeps from being destroyed for the call.
+            let replacement = T::update(key, unsafe { &*current.cast::<T::Payload>() }, new)?;
+            if let Some(replacement) = replacement {
+                // SAFETY: The semaphore excludes other writers of the payload; readers read it
+                // under RCU, so the old payload is dropped only after a grace period.
+                unsafe {
+                    let old = bindings::keyagent_key_replace_payload(
+                        key.as_ptr(),
+                        Arc::into_raw(replacement).cast_mut().cast(),
+                    );
+                    bindings::keyagent_synchronize_rcu();
+                    drop(Arc::from_raw(old.cast::<T::Payload>()));
                 }
             }
             Ok(0)

@@ -225,6 +225,13 @@ impl Key {
     }
 }
 
+/// The current task's filesystem uid.
+pub(crate) fn current_fsuid() -> Kuid {
+    // SAFETY: `current_cred()` is valid for the current task, which cannot change its own
+    // credentials while it runs this code.
+    Kuid(unsafe { (*bindings::keyagent_current_cred()).fsuid })
+}
+
 /// A group id in the kernel's global id space (`kgid_t`).
 #[derive(Clone, Copy)]
 pub(crate) struct Kgid(pub(super) bindings::kgid_t);
