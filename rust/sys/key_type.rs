@@ -396,9 +396,9 @@ impl<T: KeyType> Adapter<T> {
             // the payload and `orig_description` the proposed description.
             let (description, data) = unsafe {
                 let prep = &*prep;
-                // `keyctl update` gives no description: not an operation of ours.
+                // An empty description, or `keyctl update`, which gives none.
                 if prep.orig_description.is_null() {
-                    return Err(errno::EOPNOTSUPP());
+                    return Err(EINVAL);
                 }
                 let data: &[u8] = if prep.datalen == 0 {
                     &[]
