@@ -63,6 +63,15 @@ static int proc_keys_has(key_serial_t key, const char *text)
 	return proc_keys_line(key, line, sizeof(line)) == 0 && strstr(line, text) != NULL;
 }
 
+/*
+ * Whether the agent of @key is dead: /proc/keys says so, or the key is
+ * already gone (a dead agent's key is invalidated).
+ */
+static int agent_dead(key_serial_t key)
+{
+	return proc_keys_has(key, " chan dead") || key_gone(key);
+}
+
 FIXTURE(chan) {
 	int fd;
 	key_serial_t key;	/* the channel's registration for "user" */
@@ -541,7 +550,7 @@ TEST_F(chan, close_fails_read_construction)
 	ASSERT_EQ(0, close(self->fd));
 	self->fd = -1;
 	ASSERT_EQ(EOWNERDEAD, wait_child(pid, WAIT_MS));
-	ASSERT_TRUE(wait_for(proc_keys_has(self->key, " chan dead"), WAIT_MS));
+	ASSERT_TRUE(wait_for(agent_dead(self->key), WAIT_MS));
 	/* The dead agent is passed over: /sbin/request-key answers. */
 	pid = spawn(self, "ct-close-after", "cb", "request-key:cb");
 	ASSERT_EQ(0, wait_child(pid, WAIT_MS));
@@ -572,7 +581,7 @@ TEST_F(chan, proc_keys_describes_channel)
 	ASSERT_NE(NULL, strstr(line, want)) TH_LOG("line: %s", line);
 	close(self->fd);
 	self->fd = -1;
-	ASSERT_TRUE(wait_for(proc_keys_has(self->key, " chan dead"), WAIT_MS))
+	ASSERT_TRUE(wait_for(agent_dead(self->key), WAIT_MS))
 		TH_LOG("line: %s", (proc_keys_line(self->key, line, sizeof(line)), line));
 }
 
@@ -680,7 +689,7 @@ TEST_F(chan, fork_parent_close_keeps_agent)
 	ASSERT_EQ(0, wait_child(pid, WAIT_MS));
 	ASSERT_EQ(0, wait_child(child, WAIT_MS));
 	/* The child has exited: the last reference is gone. */
-	ASSERT_TRUE(wait_for(proc_keys_has(self->key, " chan dead"), WAIT_MS));
+	ASSERT_TRUE(wait_for(agent_dead(self->key), WAIT_MS));
 	pid = spawn(self, "ct-fork-after", "cb", "request-key:cb");
 	ASSERT_EQ(0, wait_child(pid, WAIT_MS));
 }
@@ -729,7 +738,7 @@ TEST_F(chan, scm_rights_passed_channel_serves)
 	pid = spawn(self, "ct-scm", "cb", "passed:cb");
 	ASSERT_EQ(0, wait_child(pid, WAIT_MS));
 	ASSERT_EQ(0, wait_child(other, WAIT_MS));
-	ASSERT_TRUE(wait_for(proc_keys_has(self->key, " chan dead"), WAIT_MS));
+	ASSERT_TRUE(wait_for(agent_dead(self->key), WAIT_MS));
 }
 
 /* One channel serves several types. */
