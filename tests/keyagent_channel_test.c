@@ -23,8 +23,11 @@ static char answers[KEYAGENT_WRITE_MAX + 4096];
 /* Payloads up to one byte more than KEYAGENT_PAYLOAD_MAX. */
 static char big[KEYAGENT_PAYLOAD_MAX + 1];
 
-/* Two days: /proc/keys shows "1d" for the whole of the first day. */
-#define TWO_DAYS (2 * 86400)
+/*
+ * Two and a half days: /proc/keys shows "2d" for the first twelve hours (it
+ * rounds the seconds left down, and shows "2d" for exactly two days too).
+ */
+#define LONG_TIMEOUT (2 * 86400 + 43200)
 
 /* The expiry column of @key in /proc/keys ("perm", "1d", ...) in @buf, or "". */
 static const char *expiry(key_serial_t key, char *buf, size_t size)
@@ -209,10 +212,10 @@ TEST_F(chan, instantiate_timeout_sets_expiry)
 
 	pid = spawn(self, "ct-expiry", "x", "timed");
 	ASSERT_EQ(1, chan_collect(self->fd, &r, 1, store, sizeof(store), WAIT_MS));
-	len = chan_answer(answers, KEYAGENT_OP_INSTANTIATE, r.serial, 0, TWO_DAYS, "timed", 5);
+	len = chan_answer(answers, KEYAGENT_OP_INSTANTIATE, r.serial, 0, LONG_TIMEOUT, "timed", 5);
 	ASSERT_EQ((long)len, chan_write(self->fd, answers, len));
 	ASSERT_EQ(0, wait_child(pid, WAIT_MS));
-	ASSERT_STREQ("1d", expiry(r.serial, buf, sizeof(buf)));
+	ASSERT_STREQ("2d", expiry(r.serial, buf, sizeof(buf)));
 }
 
 /*
@@ -228,11 +231,11 @@ TEST_F(chan, reject_reaches_requester)
 
 	pid = spawn(self, "ct-reject", "x", NULL);
 	ASSERT_EQ(1, chan_collect(self->fd, &r, 1, store, sizeof(store), WAIT_MS));
-	len = chan_answer(answers, KEYAGENT_OP_REJECT, r.serial, EKEYREJECTED, TWO_DAYS, NULL, 0);
+	len = chan_answer(answers, KEYAGENT_OP_REJECT, r.serial, EKEYREJECTED, LONG_TIMEOUT, NULL, 0);
 	ASSERT_EQ(24, (long)len);
 	ASSERT_EQ((long)len, chan_write(self->fd, answers, len));
 	ASSERT_EQ(EKEYREJECTED, wait_child(pid, WAIT_MS));
-	ASSERT_STREQ("1d", expiry(r.serial, buf, sizeof(buf)));
+	ASSERT_STREQ("2d", expiry(r.serial, buf, sizeof(buf)));
 
 	/* The negative key answers: nothing reaches the channel. */
 	pid = spawn(self, "ct-reject", "x", NULL);
@@ -257,7 +260,7 @@ TEST_F(chan, reject_with_other_errors)
 		snprintf(desc, sizeof(desc), "ct-reject-%u", i);
 		pid = spawn(self, desc, "x", NULL);
 		ASSERT_EQ(1, chan_collect(self->fd, &r, 1, store, sizeof(store), WAIT_MS));
-		len = chan_answer(answers, KEYAGENT_OP_REJECT, r.serial, errs[i], TWO_DAYS, NULL, 0);
+		len = chan_answer(answers, KEYAGENT_OP_REJECT, r.serial, errs[i], LONG_TIMEOUT, NULL, 0);
 		ASSERT_EQ((long)len, chan_write(self->fd, answers, len));
 		/* An exit status holds only 8 bits: see the negative key too. */
 		ASSERT_EQ(errs[i] & 0xff, wait_child(pid, WAIT_MS));
@@ -275,7 +278,7 @@ TEST_F(chan, negate_reaches_requester)
 
 	pid = spawn(self, "ct-negate", "x", NULL);
 	ASSERT_EQ(1, chan_collect(self->fd, &r, 1, store, sizeof(store), WAIT_MS));
-	len = chan_answer(answers, KEYAGENT_OP_NEGATE, r.serial, 0, TWO_DAYS, NULL, 0);
+	len = chan_answer(answers, KEYAGENT_OP_NEGATE, r.serial, 0, LONG_TIMEOUT, NULL, 0);
 	ASSERT_EQ((long)len, chan_write(self->fd, answers, len));
 	ASSERT_EQ(ENOKEY, wait_child(pid, WAIT_MS));
 	pid = spawn(self, "ct-negate", "x", NULL);
