@@ -40,19 +40,24 @@ static const char *expiry(key_serial_t key, char *buf, size_t size)
 	return buf;
 }
 
-/* The serial of the key of @type and @desc in /proc/keys (under construction or not), or -1. */
+/*
+ * The serial of the key of @type and @desc under construction (flag U in
+ * /proc/keys), or -1. Root sees the keys of the tests before too: the
+ * descriptions a test looks up are its own.
+ */
 static long proc_keys_find(const char *type, const char *desc)
 {
 	FILE *f = fopen("/proc/keys", "r");
-	char line[512], t[64], d[256];
+	char line[512], flags[16], t[64], d[256];
 	unsigned int serial;
 	long found = -1;
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%x %*s %*d %*s %*x %*d %*d %63s %255[^:\n]", &serial, t, d) == 3 &&
-		    strcmp(t, type) == 0 && strcmp(d, desc) == 0)
+		if (sscanf(line, "%x %15s %*d %*s %*x %*d %*d %63s %255[^:\n]", &serial, flags, t,
+			   d) == 4 && strchr(flags, 'U') && strcmp(t, type) == 0 &&
+		    strcmp(d, desc) == 0)
 			found = serial;
 	fclose(f);
 	return found;
@@ -1237,7 +1242,7 @@ FIXTURE_SETUP(bad)
 	ASSERT_LT(0, self->key);
 	memset(big, 'p', sizeof(big));
 	for (i = 0; i < variant->nread + variant->unread; i++) {
-		snprintf(desc, sizeof(desc), "ct-bad-%d", i);
+		snprintf(desc, sizeof(desc), "ct-bad-%d-%d", getpid(), i);
 		snprintf(expect, sizeof(expect), "good:%d", i);
 		self->pids[i] = requester_start("user", desc, "x", expect, NULL);
 		ASSERT_LT(0, self->pids[i]);

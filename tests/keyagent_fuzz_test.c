@@ -1683,7 +1683,7 @@ static void agent_main(int index, int gen, uint64_t seed)
 	a->cfg.rlimit = chance(&a->r, 4);
 	a->cfg.restrict_p = rnd(&a->r, 200) == 0;
 	a->cfg.lifetime = chance(&a->r, 30) ? 1 + rnd(&a->r, 50) : 0;
-	a->cfg.channel = chance(&a->r, 20);
+	a->cfg.channel = chance(&a->r, 30);
 	if (a->cfg.channel)
 		a->cfg.threaded = a->cfg.thread_exits = 0;
 	note("agent: %s, sig %d type %s%s dest %d threaded %d/%d userns %d setuid %d rlimit %d restrict %d lifetime %ld",
