@@ -1329,7 +1329,11 @@ struct blocked_read {
 static void *blocked_reader(void *arg)
 {
 	struct blocked_read *b = arg;
-	long n = read(b->fd, b->buf, sizeof(b->buf));
+	long n;
+
+	/* Only SIGUSR1 for this thread: the agents' signals stay the main thread's. */
+	block_rt_signals();
+	n = read(b->fd, b->buf, sizeof(b->buf));
 
 	b->n = n < 0 ? -errno : n;
 	return NULL;
@@ -1344,6 +1348,7 @@ static long chan_blocked_read(struct rng *r, struct chans *c, const char *type)
 {
 	static struct blocked_read b;
 	struct sigaction sa = { .sa_handler = on_sigusr1 };	/* no SA_RESTART */
+	struct sigaction ignore = { .sa_handler = on_sigusr1, .sa_flags = SA_RESTART };
 	struct timespec until;
 	int fd = chan_do_open(0), closed = 0;
 	pthread_t t;
@@ -1357,10 +1362,18 @@ static long chan_blocked_read(struct rng *r, struct chans *c, const char *type)
 	b.fd = fd;
 	b.n = 1;
 	note("blocked read on channel %d", fd);
+	/*
+	 * glibc's pthread_create() unblocks 32 and 33 (which it keeps to
+	 * itself) in the calling thread: an agent signal of ours with one of
+	 * those numbers would kill us before we block them again. It is lost
+	 * instead (its construction times out).
+	 */
+	sigaction(32, &ignore, NULL);
 	if (pthread_create(&t, NULL, blocked_reader, &b) != 0) {
 		close(fd);
 		return -EAGAIN;
 	}
+	block_rt_signals();
 	sleep_ms(rnd(r, 300));
 	if (chance(r, 70)) {
 		note("close(channel %d) under a blocked read", fd);
