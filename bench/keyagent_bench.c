@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1262,6 +1263,14 @@ static int cmd_quota(int argc, char **argv)
 	fflush(stdout);
 	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
 		die("cannot become uid %u: %m", uid);
+	/*
+	 * Dropping root without exec leaves the process undumpable, which the
+	 * module takes for a requester that gained privilege (a setuid program):
+	 * its own user's agent would not serve it. A user's login session is
+	 * dumpable.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 1) < 0)
+		die("prctl(PR_SET_DUMPABLE): %m");
 	if (worker_start(&w, P_MIN) < 0)
 		die("cannot start the agent as uid %u", uid);
 	user_keys(uid, &qb);
