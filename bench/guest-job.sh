@@ -52,14 +52,14 @@ $B latency -n "$BENCH_SAMPLES" -N "$BENCH_RK_SAMPLES" || status=1
 # one vCPU, then to different vCPUs. Under TCG a wakeup across vCPUs costs
 # the emulator far more than it costs hardware.
 step "upcall latency, pinned: same vCPU, then different vCPUs"
-$B latency -n "$BENCH_PIN_SAMPLES" -N 0 -p keyagentd,agent,floor -P 0,0 -L @same-cpu || status=1
-$B latency -n "$BENCH_PIN_SAMPLES" -N 0 -p keyagentd,agent,floor -P 0,1 -L @cross-cpu || status=1
+$B latency -n "$BENCH_PIN_SAMPLES" -N 0 -p keyagentd,agent,channel,floor,chan-floor -P 0,0 -L @same-cpu || status=1
+$B latency -n "$BENCH_PIN_SAMPLES" -N 0 -p keyagentd,agent,channel,floor,chan-floor -P 0,1 -L @cross-cpu || status=1
 
 step "throughput"
 $B throughput -t "$BENCH_TPUT_MS" -T "$BENCH_RK_TPUT_MS" -r "$BENCH_TPUT_REPS" || status=1
 step "throughput with one requester, pinned: same vCPU, then different vCPUs"
-$B throughput -t "$BENCH_TPUT_MS" -l 1 -r 3 -p keyagentd,agent -P 0,0 -L @same-cpu || status=1
-$B throughput -t "$BENCH_TPUT_MS" -l 1 -r 3 -p keyagentd,agent -P 0,1 -L @cross-cpu || status=1
+$B throughput -t "$BENCH_TPUT_MS" -l 1 -r 3 -p keyagentd,agent,channel -P 0,0 -L @same-cpu || status=1
+$B throughput -t "$BENCH_TPUT_MS" -l 1 -r 3 -p keyagentd,agent,channel -P 0,1 -L @cross-cpu || status=1
 
 step "memory"
 $B memory -n "$BENCH_MEMORY" || status=1

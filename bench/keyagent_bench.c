@@ -16,6 +16,9 @@
  *   keyagentd    requests answered by keyagentd with its built-in handler
  *   agent        requests answered by keyagent-bench-agent (assume_authority +
  *                instantiate, nothing else)
+ *   channel      requests answered by keyagent-bench-chan-agent through
+ *                /dev/keyagent (a blocking read of the records waiting, one
+ *                write of their answers, nothing else)
  *   request-key  requests answered by /sbin/request-key, which runs
  *                /bin/keyctl instantiate %k %c %S (the module is loaded, no
  *                agent is registered in the requester's session)
@@ -24,6 +27,12 @@
  *                existing keys (standing in for assume_authority +
  *                instantiate) and signals back; the requester then reads an
  *                existing key (standing in for the read-back)
+ *   chan-floor   the channel's floor, analogous: no construction, a
+ *                request-sized record written to a pipe, read by another
+ *                process blocked in read(), which updates an existing key
+ *                (keyctl_update, standing in for the instantiation the
+ *                channel's write does) and writes an answer-sized record back
+ *                on a second pipe; the requester then reads an existing key
  *
  * -P A,R pins the process answering (agent, floor reader) to CPU A and the
  * requesters to CPU R (for diagnosis; by default nothing is pinned); -L adds a
@@ -50,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -61,15 +71,17 @@
 #define CALLOUT "bench"
 #define KEYAGENTD "/bin/keyagentd"
 #define BENCH_AGENT "/bench/keyagent-bench-agent"
+#define BENCH_CHAN_AGENT "/bench/keyagent-bench-chan-agent"
 #define MODULE_KO "/lib/keyagent/keyagent.ko"
 #define STATS_DIR "/sys/kernel/debug/keyagent/"
 #define SIG_FLOOR_REQ 50
 #define SIG_FLOOR_ACK 51
 
-enum path_id { P_KAD, P_MIN, P_RK, P_FLOOR, NPATHS };
+enum path_id { P_KAD, P_MIN, P_CHAN, P_RK, P_FLOOR, P_CFLOOR, NPATHS };
 
 static const char *const kad_argv[] = { KEYAGENTD, "--type", "user", "-q", NULL };
 static const char *const min_argv[] = { BENCH_AGENT, "40", NULL };
+static const char *const chan_argv[] = { BENCH_CHAN_AGENT, NULL };
 
 static const struct path_def {
 	const char *name;		/* in the output */
@@ -79,8 +91,10 @@ static const struct path_def {
 } paths[NPATHS] = {
 	[P_KAD] = { "keyagentd", "bench-kad", CALLOUT, kad_argv },
 	[P_MIN] = { "agent", "bench-min", "ok", min_argv },
+	[P_CHAN] = { "channel", "bench-chan", "ok", chan_argv },
 	[P_RK] = { "request-key", "bench-rk", CALLOUT, NULL },
 	[P_FLOOR] = { "floor", NULL, NULL, NULL },
+	[P_CFLOOR] = { "chan-floor", NULL, NULL, NULL },
 };
 
 /* ---- small helpers ---- */
@@ -313,6 +327,7 @@ struct worker {
 	pid_t agent, reader;
 	int ack_fd;
 	key_serial_t floor_a, floor_b;
+	int cf_req, cf_ack;	/* the channel floor's pipes, requester's ends */
 	long seq;
 	/* keyrings holding the keys of OP_CONSTRUCT, RING_KEYS each */
 	key_serial_t rings[64];
@@ -421,6 +436,67 @@ static struct outcome floor_once(struct worker *w)
 	    read(w->ack_fd, &si, sizeof(si)) != sizeof(si) ||
 	    keyctl_read(w->floor_a, buf, sizeof(buf)) < 0) {
 		o.key = -errno;
+		return o;
+	}
+	o.ns = now_ns() - t0;
+	o.key = w->floor_a;
+	return o;
+}
+
+/* The channel floor's records: the size of a benchmark request's, and of an answer's. */
+#define CF_REQ 64
+#define CF_ANS 32
+
+/* The channel floor's reader: a record in, one keyctl call, a record back. */
+static void chan_floor_reader(key_serial_t b, int in, int out)
+{
+	char rec[CF_REQ], ans[CF_ANS];
+
+	memset(ans, 0, sizeof(ans));
+	while (read(in, rec, sizeof(rec)) == sizeof(rec)) {
+		keyctl_update(b, "ok", 2);
+		memcpy(ans, rec, 8);
+		if (write(out, ans, sizeof(ans)) != sizeof(ans))
+			break;
+	}
+	_exit(0);
+}
+
+static int chan_floor_setup(struct worker *w)
+{
+	int req[2], ack[2];
+
+	if (pipe(req) < 0 || pipe(ack) < 0)
+		return -1;
+	w->floor_a = add_key("user", "bench-cfloor:a", CALLOUT, strlen(CALLOUT), w->dest);
+	w->floor_b = add_key("user", "bench-cfloor:b", "ok", 2, w->dest);
+	if (w->floor_a < 0 || w->floor_b < 0)
+		return -1;
+	w->reader = fork();
+	if (w->reader == 0) {
+		close(req[1]);
+		close(ack[0]);
+		chan_floor_reader(w->floor_b, req[0], ack[1]);
+	}
+	close(req[0]);
+	close(ack[1]);
+	w->cf_req = req[1];
+	w->cf_ack = ack[0];
+	return w->reader > 0 ? 0 : -1;
+}
+
+static struct outcome chan_floor_once(struct worker *w)
+{
+	struct outcome o = { .key = 0 };
+	char rec[CF_REQ] = "", ans[CF_ANS];
+	long long t0 = now_ns();
+	char buf[64];
+
+	memcpy(rec, &w->seq, sizeof(w->seq));
+	if (write(w->cf_req, rec, sizeof(rec)) != sizeof(rec) ||
+	    read_full(w->cf_ack, ans, sizeof(ans)) != sizeof(ans) ||
+	    keyctl_read(w->floor_a, buf, sizeof(buf)) < 0) {
+		o.key = -(errno ?: EPIPE);
 		return o;
 	}
 	o.ns = now_ns() - t0;
@@ -542,8 +618,10 @@ static void worker_main(struct worker *w)
 	}
 	if (!r.status && w->id == P_FLOOR && floor_setup(w) < 0)
 		r.status = -errno ?: -EINVAL;
+	if (!r.status && w->id == P_CFLOOR && chan_floor_setup(w) < 0)
+		r.status = -errno ?: -EINVAL;
 	/* The process that answers: for tracing. */
-	r.count = w->id == P_FLOOR ? w->reader : w->agent;
+	r.count = w->id == P_FLOOR || w->id == P_CFLOOR ? w->reader : w->agent;
 	if (r.count > 0)
 		pin(r.count, pin_answerer);
 	pin(0, pin_requester);
@@ -560,6 +638,8 @@ static void worker_main(struct worker *w)
 			w->seq = c.a;
 			if (w->id == P_FLOOR) {
 				o = floor_once(w);
+			} else if (w->id == P_CFLOOR) {
+				o = chan_floor_once(w);
 			} else {
 				snprintf(desc, sizeof(desc), "%s:l%ld:%d", paths[w->id].prefix,
 					 c.a, getpid());
@@ -853,7 +933,7 @@ static struct mem mem_snapshot(const char *stage)
 static int cmd_latency(int argc, char **argv)
 {
 	long n = 2000, n_rk = 2000, gap_ms = 10, i, done[NPATHS] = { 0 };
-	unsigned mask = parse_paths("keyagentd,agent,request-key,floor");
+	unsigned mask = parse_paths("keyagentd,agent,channel,request-key,floor,chan-floor");
 	long errors[NPATHS] = { 0 }, first_err[NPATHS] = { 0 };
 	long long *samples[NPATHS];
 	struct worker w[NPATHS];
@@ -940,7 +1020,7 @@ static int cmd_latency(int argc, char **argv)
 
 static int cmd_throughput(int argc, char **argv)
 {
-	unsigned mask = parse_paths("keyagentd,agent,request-key");
+	unsigned mask = parse_paths("keyagentd,agent,channel,request-key");
 	long ms = 2000, rk_ms = 6000, reps = 5, settle_keys, rep;
 	char *levels = strdup("1,2,4,8"), *tok, *save = NULL, *copy;
 	struct worker w[NPATHS];
@@ -958,7 +1038,7 @@ static int cmd_throughput(int argc, char **argv)
 		default: die("usage: throughput [-l LEVELS] [-t MS] [-T RK_MS] [-r REPS] [-p PATHS]");
 		}
 	}
-	mask &= ~(1u << P_FLOOR);
+	mask &= ~(1u << P_FLOOR | 1u << P_CFLOOR);
 	for (p = 0; p < NPATHS; p++) {
 		w[p].pid = 0;
 		if ((mask & (1u << p)) && worker_start(&w[p], p) < 0)
@@ -1183,6 +1263,14 @@ static int cmd_quota(int argc, char **argv)
 	fflush(stdout);
 	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
 		die("cannot become uid %u: %m", uid);
+	/*
+	 * Dropping root without exec leaves the process undumpable, which the
+	 * module takes for a requester that gained privilege (a setuid program):
+	 * its own user's agent would not serve it. A user's login session is
+	 * dumpable.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 1) < 0)
+		die("prctl(PR_SET_DUMPABLE): %m");
 	if (worker_start(&w, P_MIN) < 0)
 		die("cannot start the agent as uid %u", uid);
 	user_keys(uid, &qb);

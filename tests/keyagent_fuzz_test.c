@@ -28,9 +28,18 @@
  * answer, ignore, answer twice or late, reject, negate, leak, move or
  * invalidate their authorisation key, tamper with the keyrings holding it,
  * request keys with its authority, exec, or die at random, and are killed
- * and restarted; workers register as agents too. A reloader unloads and
- * reloads the module and changes its parameters (max_pending down to 0,
- * global_types among valid and invalid lists).
+ * and restarted; workers register as agents too. Channels (/dev/keyagent):
+ * some agents are channel agents, which answer in batches, late, twice,
+ * spoilt or not at all, die, replace their channel or have a child answer;
+ * workers open channels, register them ("fd N", valid and not), read with
+ * random buffer sizes, write valid, garbled and random answers, close them
+ * (also under a read blocked in another thread, which a signal must then
+ * end), share them with children by fork() and pass them over SCM_RIGHTS
+ * (to themselves, to another process, or left in flight in a socket that is
+ * closed). A reloader unloads and reloads the module (asking the holders of
+ * channels to close them first: an open channel holds the module) and
+ * changes its parameters (max_pending down to 0, global_types among valid
+ * and invalid lists).
  *
  * Each process draws its operations from its own generator, seeded from the
  * run's seed, its role and its index: the same seed gives every process the
@@ -38,7 +47,8 @@
  * timing, differ from run to run).
  *
  * It fails when a syscall (request_key() above all) blocks longer than
- * request_timeout + 60 s, when a key is still under construction once
+ * request_timeout + 60 s (a read of a channel blocked by design only until
+ * a signal interrupts it), when a channel read returns a malformed record, when a key is still under construction once
  * everything has stopped and the timeout has passed (the 'U' flag in
  * /proc/keys, or nkeys != nikeys in /proc/key-users), when an agent key
  * still counts pending constructions then, when the module cannot be
@@ -55,6 +65,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "kselftest.h"
@@ -160,6 +171,8 @@ struct shared {
 	volatile unsigned long requests, requests_ok, request_errno[150];
 	volatile unsigned long agent_signals, agent_answers, agents_started;
 	volatile unsigned long reloads, unload_busy, param_changes, kernel_requests;
+	volatile unsigned long chan_records, chan_answers, chan_agents;
+	volatile int unloading;		/* the reloader is unloading: close channels */
 	volatile long max_request_ms;
 	int sup_pid;
 	int parts;			/* session keyrings per epoch */
@@ -838,6 +851,7 @@ struct agent_cfg {
 	key_serial_t dest;
 	int threaded, thread_exits, userns, setuid, rlimit, restrict_p;
 	int scoped;		/* registers "SIG net": also the kernel's requests */
+	int channel;		/* a channel agent: registers "fd N" */
 	long lifetime;		/* signals handled before exiting; 0: forever */
 };
 
@@ -846,6 +860,7 @@ struct agent_run {
 	struct agent_cfg cfg;
 	key_serial_t key;
 	int gen, epoch, part;
+	int chan_fd;		/* a channel agent's channel */
 };
 
 /* Replaces the agent with the test agent, which registers again as itself. */
@@ -878,7 +893,10 @@ static void agent_register(struct agent_run *a)
 	/* Named keyrings are per user namespace: one that made its own stays put. */
 	if (!a->cfg.userns)
 		join_epoch(a->epoch, a->part);
-	snprintf(sig, sizeof(sig), a->cfg.scoped ? "%d net" : "%d", a->cfg.sig);
+	if (a->cfg.channel)
+		snprintf(sig, sizeof(sig), a->cfg.scoped ? "fd %d net" : "fd %d", a->chan_fd);
+	else
+		snprintf(sig, sizeof(sig), a->cfg.scoped ? "%d net" : "%d", a->cfg.sig);
 	note("add_key(keyagent, %s, %s, %d)", a->cfg.type, sig, a->cfg.dest);
 	ret = sc(__NR_add_key, (long)"keyagent", (long)a->cfg.type, (long)sig, strlen(sig), a->cfg.dest);
 	a->key = ret > 0 ? ret : 0;
@@ -994,6 +1012,663 @@ static void *agent_loop(void *arg)
 	return NULL;
 }
 
+static void fail(const char *fmt, ...);
+
+/* ----------------------------------------------------------------------
+ * Channels (/dev/keyagent): what workers and channel agents do with them.
+ * Every descriptor a process reads from is O_NONBLOCK (the flag is the open
+ * file's, shared by every holder), except in the blocked-read operation,
+ * whose thread a signal ends.
+ */
+#define CHANS 4
+#define GOT 32
+
+/* A construction read from a channel and not answered yet. */
+struct got {
+	int fd;
+	key_serial_t serial;
+	char callout[24];
+};
+
+struct chans {
+	int fd[CHANS];
+	struct got got[GOT];
+	int ngot;
+};
+
+static char *wbuf;			/* answers: up to KEYAGENT_WRITE_MAX + a record */
+static char rbuf[2 * KEYAGENT_REQUEST_MAX];
+static char bigpayload[40000];
+
+static void chans_init(struct chans *c)
+{
+	int i;
+
+	for (i = 0; i < CHANS; i++)
+		c->fd[i] = -1;
+	c->ngot = 0;
+	if (!wbuf)
+		wbuf = malloc(KEYAGENT_WRITE_MAX + 4096);
+	memset(bigpayload, 'b', sizeof(bigpayload));
+}
+
+static int chan_pick(struct rng *r, struct chans *c)
+{
+	int i, start = rnd(r, CHANS);
+
+	for (i = 0; i < CHANS; i++)
+		if (c->fd[(start + i) % CHANS] >= 0)
+			return c->fd[(start + i) % CHANS];
+	return -1;
+}
+
+static void chan_forget(struct chans *c, int fd)
+{
+	int i;
+
+	for (i = 0; i < c->ngot; i++)
+		if (c->got[i].fd == fd)
+			c->got[i--] = c->got[--c->ngot];
+}
+
+static void chan_close(struct chans *c, int slot)
+{
+	if (c->fd[slot] < 0)
+		return;
+	note("close(channel %d)", c->fd[slot]);
+	sc(__NR_close, c->fd[slot], 0, 0, 0, 0);
+	chan_forget(c, c->fd[slot]);
+	c->fd[slot] = -1;
+}
+
+static void chans_close_all(struct chans *c)
+{
+	int i;
+
+	for (i = 0; i < CHANS; i++)
+		chan_close(c, i);
+}
+
+/* Keeps @fd among our channels, closing one if there is no room. */
+static void chan_keep(struct rng *r, struct chans *c, int fd)
+{
+	int i, slot = -1;
+
+	if (fd < 0)
+		return;
+	for (i = 0; i < CHANS; i++)
+		if (c->fd[i] < 0)
+			slot = i;
+	if (slot < 0) {
+		slot = rnd(r, CHANS);
+		chan_close(c, slot);
+	}
+	c->fd[slot] = fd;
+}
+
+static int chan_do_open(int nonblock)
+{
+	note("open(" KEYAGENT_DEVICE "%s)", nonblock ? ", O_NONBLOCK" : "");
+	return sc(__NR_openat, AT_FDCWD, (long)KEYAGENT_DEVICE,
+		  O_RDWR | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0), 0, 0);
+}
+
+/* add_key("keyagent", @type, "fd N..."), valid or not. */
+static long chan_do_register(struct rng *r, int fd, const char *type, int scoped,
+			     key_serial_t ring)
+{
+	char payload[48];
+	long ret;
+
+	switch (rnd(r, 20)) {
+	case 0: snprintf(payload, sizeof(payload), "fd %d", PICK(r, ((int[]){ 0, 1, -1, 99999 }))); break;
+	case 1: snprintf(payload, sizeof(payload), "%s", PICK(r, ((const char *[]){ "fd", "fd ",
+		"fd x", "fd  3", "fd 3 net x", "fd 3\n", "fd 03", "fd 2147483648", "fd -0" }))); break;
+	case 2: snprintf(payload, sizeof(payload), "fd %d%s", fd, PICK(r, ((const char *[]){
+		" bogus", "x", " net ", "\n", " net\n", "\0" }))); break;
+	default:
+		snprintf(payload, sizeof(payload), "fd %d%s", fd, scoped ? " net" : "");
+		break;
+	}
+	note("add_key(keyagent, %.30s, \"%s\", %d)", type, payload, ring);
+	ret = sc(__NR_add_key, (long)"keyagent", (long)type, (long)payload, strlen(payload), ring);
+	pool_add(P_AGENT, ret);
+	return ret;
+}
+
+/* Reads what @fd has with a buffer of a random size; records go to @c->got. */
+static long chan_do_read(struct rng *r, struct chans *c, int fd)
+{
+	static const size_t sizes[] = { 0, 8, 31, 32, 40, 56, 64, 100, 256, 4096, 8192,
+					KEYAGENT_REQUEST_MAX, 2 * KEYAGENT_REQUEST_MAX };
+	size_t size = PICK(r, sizes);
+	void *buf = chance(r, 5) ? PICK(r, ((void *[]){ NULL, (void *)16, rbuf + 1 })) : rbuf;
+	struct chan_req q;
+	long n, pos, len;
+
+	note("read(channel %d, %p, %zu)", fd, buf, size);
+	n = sc(__NR_read, fd, (long)buf, size, 0, 0);
+	if (n <= 0 || buf != rbuf)
+		return n;
+	for (pos = 0; pos < n; pos += len) {
+		len = chan_parse(rbuf + pos, n - pos, &q);
+		if (len <= 0) {
+			fail("channel %d: malformed record at %ld of a %ld-byte read", fd, pos, n);
+			return n;
+		}
+		bump(&sh->chan_records);
+		pool_add(P_UC, q.serial);
+		if (c->ngot == GOT)
+			c->ngot--;
+		c->got[c->ngot].fd = fd;
+		c->got[c->ngot].serial = q.serial;
+		snprintf(c->got[c->ngot].callout, sizeof(c->got[0].callout), "%s", q.callout);
+		c->ngot++;
+	}
+	return n;
+}
+
+/* Appends the answer its callout asks for ("reject:N", "negate", else instantiate). */
+static size_t chan_build(struct rng *r, char *buf, const struct got *g)
+{
+	unsigned int timeout = PICK(r, ((unsigned int[]){ 0, 0, 0, 1, 2, 60 }));
+	char text[40];
+
+	if (strncmp(g->callout, "reject:", 7) == 0)
+		return chan_answer(buf, KEYAGENT_OP_REJECT, g->serial, atoi(g->callout + 7), timeout,
+				   NULL, 0);
+	if (strcmp(g->callout, "negate") == 0)
+		return chan_answer(buf, KEYAGENT_OP_NEGATE, g->serial, 0, timeout, NULL, 0);
+	if (chance(r, 3))
+		/* More than a user key takes: the type refuses it. */
+		return chan_answer(buf, KEYAGENT_OP_INSTANTIATE, g->serial, 0, 0, bigpayload,
+				   sizeof(bigpayload));
+	snprintf(text, sizeof(text), "agent:%s", g->callout);
+	return chan_answer(buf, KEYAGENT_OP_INSTANTIATE, g->serial, 0, timeout, text, strlen(text));
+}
+
+/* Spoils a write of @len bytes in @buf: returns its new length. */
+static size_t chan_garble(struct rng *r, char *buf, size_t len)
+{
+	struct keyagent_answer *a = (struct keyagent_answer *)buf;
+
+	switch (rnd(r, 10)) {
+	case 0: return rnd(r, len + 1);
+	case 1: a->size = PICK(r, ((unsigned int[]){ 0, 8, 24, 28, 4096, 0xffffffff })); break;
+	case 2: a->version = rnd(r, 4); break;
+	case 3: a->op = rnd(r, 6); break;
+	case 4: a->error = PICK(r, ((unsigned int[]){ 0, 1, 4095, 4096, 0xffffffff })); break;
+	case 5: a->payload_len = PICK(r, ((unsigned int[]){ 0, 1, 7, 8, 9, KEYAGENT_PAYLOAD_MAX + 1 })); break;
+	case 6: a->serial = pool_pick(r, P_UC); break;
+	case 7: buf[rnd(r, len)] ^= 1 << rnd(r, 8); break;
+	case 8:
+		/* The same records twice. */
+		if (2 * len <= KEYAGENT_WRITE_MAX) {
+			memcpy(buf + len, buf, len);
+			return 2 * len;
+		}
+		break;
+	default:
+		memset(buf + len, 0, 8);
+		return len + PICK(r, ((size_t[]){ 1, 4, 8 }));
+	}
+	return len;
+}
+
+/*
+ * Answers some of what was read from @fd (-1: from the channel of the first
+ * record waiting) in one write, perhaps spoilt, perhaps with records of
+ * serials not ours or noise instead.
+ */
+static long chan_do_write(struct rng *r, struct chans *c, int fd)
+{
+	int i, k = 0, want = 1 + rnd(r, 4), garble = chance(r, 15);
+	const void *buf = wbuf;
+	size_t len = 0;
+	long ret;
+
+	if (fd < 0 && c->ngot)
+		fd = c->got[rnd(r, c->ngot)].fd;
+	if (fd < 0)
+		fd = chan_pick(r, c);
+	if (fd < 0 || !wbuf)
+		return -EBADF;
+	for (i = 0; i < c->ngot && k < want; i++) {
+		if (c->got[i].fd != fd)
+			continue;
+		len += chan_build(r, wbuf + len, &c->got[i]);
+		k++;
+		/* Answered, refused or spoilt, it is dropped; kept, it is answered twice. */
+		if (chance(r, 90))
+			c->got[i--] = c->got[--c->ngot];
+	}
+	if (k == 0 || chance(r, 5)) {
+		if (chance(r, 50)) {
+			struct got g = { .serial = pool_pick(r, P_UC) };
+
+			len = chan_build(r, wbuf, &g);
+		} else {
+			len = PICK(r, ((size_t[]){ 0, 1, 23, 24, 48, 4096, KEYAGENT_WRITE_MAX,
+						   KEYAGENT_WRITE_MAX + 8 }));
+			for (i = 0; i < (int)len && i < 4096; i++)
+				wbuf[i] = next(r);
+		}
+	}
+	if (garble && len)
+		len = chan_garble(r, wbuf, len);
+	if (chance(r, 3))
+		buf = PICK(r, ((const void *[]){ NULL, (void *)16 }));
+	note("write(channel %d, %zu bytes, %d answers%s)", fd, len, k, garble ? ", garbled" : "");
+	ret = sc(__NR_write, fd, (long)buf, len, 0, 0);
+	if (ret > 0)
+		bump(&sh->chan_answers);
+	return ret;
+}
+
+/* Reads and answers what waits on every channel, without blocking. */
+static void chans_serve(struct rng *r, struct chans *c)
+{
+	int i;
+
+	for (i = 0; i < CHANS; i++) {
+		if (c->fd[i] < 0)
+			continue;
+		chan_do_read(r, c, c->fd[i]);
+		if (c->ngot && chance(r, 90))
+			chan_do_write(r, c, c->fd[i]);
+	}
+}
+
+/* A child sharing our channels (by fork) serves them for a while, then exits. */
+static void chan_child_serve(struct rng *r, struct chans *c, long ms)
+{
+	long until = now() + ms;
+
+	while (now() < until && !sh->stop && !sh->unloading) {
+		struct pollfd pfd[CHANS];
+		int i, n = 0;
+
+		for (i = 0; i < CHANS; i++)
+			if (c->fd[i] >= 0)
+				pfd[n++] = (struct pollfd){ .fd = c->fd[i], .events = POLLIN };
+		if (!n)
+			break;
+		poll(pfd, n, 20);
+		chans_serve(r, c);
+	}
+}
+
+/* Waits for a child we made, watched; kills it past the limit. */
+static void reap_watched(pid_t pid)
+{
+	long deadline = now() + LIMIT_MS + 2000;
+	int status;
+
+	self->busy_since = now();
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (now() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		sleep_ms(5);
+	}
+	self->busy_since = 0;
+}
+
+static void on_sigusr1(int sig)
+{
+}
+
+struct blocked_read {
+	int fd;
+	volatile long n;
+	char buf[KEYAGENT_REQUEST_MAX];
+};
+
+static void *blocked_reader(void *arg)
+{
+	struct blocked_read *b = arg;
+	long n;
+
+	/* Only SIGUSR1 for this thread: the agents' signals stay the main thread's. */
+	block_rt_signals();
+	n = read(b->fd, b->buf, sizeof(b->buf));
+
+	b->n = n < 0 ? -errno : n;
+	return NULL;
+}
+
+/*
+ * A thread blocks in read() on a channel of its own; we close the descriptor
+ * under it (the read keeps the file), or not, then interrupt it with a
+ * signal: it must return, with a record or EINTR.
+ */
+static long chan_blocked_read(struct rng *r, struct chans *c, const char *type)
+{
+	static struct blocked_read b;
+	struct sigaction sa = { .sa_handler = on_sigusr1 };	/* no SA_RESTART */
+	struct sigaction ignore = { .sa_handler = on_sigusr1, .sa_flags = SA_RESTART };
+	struct timespec until;
+	int fd = chan_do_open(0), closed = 0;
+	pthread_t t;
+	long ret;
+
+	if (fd < 0)
+		return fd;
+	sigaction(SIGUSR1, &sa, NULL);
+	if (chance(r, 60))
+		chan_do_register(r, fd, type, 0, KEY_SPEC_SESSION_KEYRING);
+	b.fd = fd;
+	b.n = 1;
+	note("blocked read on channel %d", fd);
+	/*
+	 * glibc's pthread_create() unblocks 32 and 33 (which it keeps to
+	 * itself) in the calling thread: an agent signal of ours with one of
+	 * those numbers would kill us before we block them again. It is lost
+	 * instead (its construction times out).
+	 */
+	sigaction(32, &ignore, NULL);
+	if (pthread_create(&t, NULL, blocked_reader, &b) != 0) {
+		close(fd);
+		return -EAGAIN;
+	}
+	block_rt_signals();
+	sleep_ms(rnd(r, 300));
+	if (chance(r, 70)) {
+		note("close(channel %d) under a blocked read", fd);
+		sc(__NR_close, fd, 0, 0, 0, 0);
+		closed = 1;
+	}
+	/* Until the thread returns, even if the signal comes before it blocks. */
+	self->busy_since = now();
+	clock_gettime(CLOCK_REALTIME, &until);
+	for (ret = EBUSY; ret == EBUSY || ret == ETIMEDOUT; ) {
+		if (now() - self->busy_since > LIMIT_MS + 2000)
+			break;
+		pthread_kill(t, SIGUSR1);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		ret = pthread_timedjoin_np(t, NULL, &until);
+	}
+	self->busy_since = 0;
+	ret = b.n;
+	note("blocked read returned %ld", ret);
+	if (ret > 0 && !closed) {
+		struct chan_req q;
+
+		/* Answer what it got, on the descriptor still open. */
+		if (chan_parse(b.buf, ret, &q) > 0) {
+			struct got g = { .fd = fd, .serial = q.serial };
+
+			snprintf(g.callout, sizeof(g.callout), "%s", q.callout);
+			sc(__NR_write, fd, (long)wbuf, chan_build(r, wbuf, &g), 0, 0);
+		}
+	}
+	if (!closed)
+		sc(__NR_close, fd, 0, 0, 0, 0);
+	return ret;
+}
+
+/* Passes a channel over a unix socket: to ourselves, to nobody, or to another process. */
+static long chan_pass(struct rng *r, struct chans *c)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], byte = 'c';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+	int fd = chan_pick(r, c), sv[2], got, i;
+	unsigned int how = rnd(r, 3);
+	pid_t pid = -1;
+
+	if (fd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -EBADF;
+	note("pass channel %d over SCM_RIGHTS (%s)", fd,
+	     how == 0 ? "to ourselves" : how == 1 ? "left in flight" : "to a child");
+	if (how == 2) {
+		pid = fork();
+		if (pid == 0) {
+			struct chans mine;
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			/* It never had our channels: only what it receives. */
+			for (i = 0; i < CHANS; i++)
+				if (c->fd[i] >= 0)
+					close(c->fd[i]);
+			chans_init(&mine);
+			close(sv[0]);
+			if (recvmsg(sv[1], &msg, 0) == 1 && (cmsg = CMSG_FIRSTHDR(&msg)) &&
+			    cmsg->cmsg_type == SCM_RIGHTS) {
+				memcpy(&mine.fd[0], CMSG_DATA(cmsg), sizeof(int));
+				chan_child_serve(r, &mine, rnd(r, 400));
+			}
+			_exit(0);
+		}
+	}
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	sendmsg(sv[0], &msg, MSG_DONTWAIT);
+	if (how == 0) {
+		msg.msg_controllen = sizeof(cbuf);
+		if (recvmsg(sv[1], &msg, MSG_DONTWAIT) == 1 && (cmsg = CMSG_FIRSTHDR(&msg)) &&
+		    cmsg->cmsg_type == SCM_RIGHTS) {
+			memcpy(&got, CMSG_DATA(cmsg), sizeof(int));
+			chan_keep(r, c, got);
+		}
+	}
+	/* how 1: the descriptor is still in flight when the sockets go. */
+	close(sv[0]);
+	close(sv[1]);
+	if (chance(r, 50)) {
+		for (i = 0; i < CHANS; i++)
+			if (c->fd[i] == fd)
+				chan_close(c, i);
+	}
+	if (pid > 0)
+		reap_watched(pid);
+	return 0;
+}
+
+/* One channel operation of a worker. */
+static long chan_op(struct rng *r, struct chans *c)
+{
+	int fd = chan_pick(r, c), i;
+	pid_t pid;
+
+	if (sh->unloading) {
+		/* The open files hold the module: let the reloader unload it. */
+		chans_close_all(c);
+		return 0;
+	}
+	switch (rnd(r, 16)) {
+	case 0: case 1:
+		/* Kept descriptors never block: other holders may take what poll() saw. */
+		fd = chan_do_open(1);
+		chan_keep(r, c, fd);
+		if (fd >= 0 && chance(r, 70))
+			chan_do_register(r, fd, chance(r, 70) ? "user" : gen_agent_desc(r),
+					 chance(r, 10), chance(r, 80) ? KEY_SPEC_SESSION_KEYRING :
+					 gen_keyring(r, 0));
+		return fd;
+	case 2:
+		return fd < 0 ? -EBADF : chan_do_register(r, fd, chance(r, 70) ? "user" :
+							  gen_agent_desc(r), chance(r, 10),
+							  gen_keyring(r, 0));
+	case 3: case 4: case 5:
+		return fd < 0 ? -EBADF : chan_do_read(r, c, fd);
+	case 6: case 7: case 8:
+		return chan_do_write(r, c, chance(r, 80) ? -1 : fd);
+	case 9:
+		for (i = 0; i < CHANS; i++)
+			if (c->fd[i] == fd)
+				chan_close(c, i);
+		return 0;
+	case 10: {
+		struct pollfd pfd = { .fd = fd, .events = PICK(r, ((short[]){ POLLIN, POLLOUT,
+			POLLIN | POLLOUT, POLLPRI, -1 })) };
+
+		note("poll(channel %d, %#x)", fd, pfd.events);
+		return sc(__NR_poll, (long)&pfd, 1, rnd(r, 50), 0, 0);
+	}
+	case 11:
+		return chan_blocked_read(r, c, chance(r, 80) ? "user" : gen_agent_desc(r));
+	case 12:
+		if (fd < 0)
+			return -EBADF;
+		note("fork: a child shares our channels");
+		pid = fork();
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			chan_child_serve(r, c, rnd(r, 400));
+			_exit(0);
+		}
+		if (pid > 0) {
+			/* Sometimes the child holds the last reference. */
+			if (chance(r, 40))
+				chans_close_all(c);
+			reap_watched(pid);
+		}
+		return pid < 0 ? -errno : 0;
+	case 13:
+		return chan_pass(r, c);
+	case 14: {
+		/* What a character device is not. */
+		char b[16];
+
+		if (fd < 0)
+			return -EBADF;
+		note("ioctl/lseek/mmap/pread/fsync on channel %d", fd);
+		sc(__NR_ioctl, fd, (long)next(r), (long)b, 0, 0);
+		sc(__NR_lseek, fd, rnd(r, 100), rnd(r, 3), 0, 0);
+		sc(__NR_mmap, 0, 4096, PROT_READ, MAP_SHARED, fd);
+		sc(__NR_pread64, fd, (long)rbuf, sizeof(rbuf), rnd(r, 2) ? 0 : 4096, 0);
+		sc(__NR_fsync, fd, 0, 0, 0, 0);
+		return 0;
+	}
+	default:
+		chans_serve(r, c);
+		return 0;
+	}
+}
+
+/*
+ * A channel agent: registers "fd N" and serves its channel, answering in
+ * batches, late, twice, spoilt, not at all, or dying; sometimes it closes
+ * the channel and opens another, or has a child answer.
+ */
+static void chan_agent_loop(struct agent_run *a)
+{
+	struct chans c;
+	struct deferred_chan { struct got g; long due; } later[16];
+	int nlater = 0, fd = -1, i;
+	long handled = 0, last_check = now();
+
+	chans_init(&c);
+	while (!sh->stop) {
+		struct pollfd pfd;
+		struct rng r = { next(&a->r) };
+
+		self->iter++;
+		if (sh->unloading) {
+			if (fd >= 0) {
+				note("close(channel %d) for the unload", fd);
+				close(fd);
+				fd = c.fd[0] = -1;
+				c.ngot = nlater = 0;
+				a->key = 0;
+			}
+			sleep_ms(50);
+			continue;
+		}
+		if (fd < 0) {
+			fd = chan_do_open(1);
+			if (fd < 0) {
+				sleep_ms(100);
+				continue;
+			}
+			c.fd[0] = fd;
+			a->gen = -1;
+		}
+		if (sh->epoch != a->epoch || sh->module_gen != a->gen ||
+		    (now() - last_check > 500 && !agent_still_registered(a))) {
+			a->chan_fd = fd;
+			agent_register(a);
+			last_check = now();
+		} else if (now() - last_check > 500) {
+			last_check = now();
+		}
+		pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+		poll(&pfd, 1, 100);
+		if (chan_do_read(&r, &c, fd) > 0) {
+			/* What the read took: answer it now, later, or in other ways. */
+			for (i = 0; i < c.ngot; i++) {
+				unsigned int b = rnd(&r, 100);
+
+				handled++;
+				if (b < 8 && nlater < 16) {
+					later[nlater].g = c.got[i];
+					later[nlater++].due = now() + rnd(&r, 1500);
+					c.got[i--] = c.got[--c.ngot];
+				} else if (b < 11) {
+					note("ignore %d", c.got[i].serial);
+					c.got[i--] = c.got[--c.ngot];
+				} else if (b < 13) {
+					note("die holding %d", c.got[i].serial);
+					if (trace)
+						fflush(trace);
+					raise(SIGKILL);
+				}
+			}
+			switch (rnd(&r, 20)) {
+			case 0: {
+				/* A child answers through the descriptor it inherits. */
+				pid_t pid = fork();
+
+				note("a child answers");
+				if (pid == 0) {
+					prctl(PR_SET_PDEATHSIG, SIGKILL);
+					chan_do_write(&r, &c, fd);
+					_exit(0);
+				}
+				if (pid > 0)
+					reap_watched(pid);
+				c.ngot = 0;
+				break;
+			}
+			case 1:
+				/* A new channel: the old one dies with what it held. */
+				close(fd);
+				fd = c.fd[0] = -1;
+				c.ngot = nlater = 0;
+				a->key = 0;
+				continue;
+			default:
+				for (i = 0; c.ngot && i < 8; i++)
+					chan_do_write(&r, &c, fd);
+				c.ngot = 0;
+			}
+		}
+		for (i = 0; i < nlater; i++) {
+			if (now() < later[i].due)
+				continue;
+			note("answer %d late", later[i].g.serial);
+			sc(__NR_write, fd, (long)wbuf, chan_build(&r, wbuf, &later[i].g), 0, 0);
+			later[i--] = later[--nlater];
+		}
+		if (a->cfg.lifetime && handled >= a->cfg.lifetime) {
+			note("exit after %ld", handled);
+			_exit(0);
+		}
+	}
+}
+
 static void agent_main(int index, int gen, uint64_t seed)
 {
 	struct agent_run *a = calloc(1, sizeof(*a));
@@ -1021,11 +1696,16 @@ static void agent_main(int index, int gen, uint64_t seed)
 	a->cfg.rlimit = chance(&a->r, 4);
 	a->cfg.restrict_p = rnd(&a->r, 200) == 0;
 	a->cfg.lifetime = chance(&a->r, 30) ? 1 + rnd(&a->r, 50) : 0;
-	note("agent: sig %d type %s%s dest %d threaded %d/%d userns %d setuid %d rlimit %d restrict %d lifetime %ld",
-	     a->cfg.sig, a->cfg.type, a->cfg.scoped ? " scoped" : "", a->cfg.dest, a->cfg.threaded,
+	a->cfg.channel = chance(&a->r, 30);
+	if (a->cfg.channel)
+		a->cfg.threaded = a->cfg.thread_exits = 0;
+	note("agent: %s, sig %d type %s%s dest %d threaded %d/%d userns %d setuid %d rlimit %d restrict %d lifetime %ld",
+	     a->cfg.channel ? "channel" : "signal", a->cfg.sig, a->cfg.type, a->cfg.scoped ? " scoped" : "", a->cfg.dest, a->cfg.threaded,
 	     a->cfg.thread_exits, a->cfg.userns, a->cfg.setuid, a->cfg.rlimit, a->cfg.restrict_p,
 	     a->cfg.lifetime);
 	bump(&sh->agents_started);
+	if (a->cfg.channel)
+		bump(&sh->chan_agents);
 
 	join_epoch(sh->epoch, a->part);
 	if (a->cfg.userns)
@@ -1048,7 +1728,10 @@ static void agent_main(int index, int gen, uint64_t seed)
 			sleep_ms(100);
 		_exit(0);
 	}
-	agent_loop(a);
+	if (a->cfg.channel)
+		chan_agent_loop(a);
+	else
+		agent_loop(a);
 	_exit(0);
 }
 
@@ -1173,7 +1856,10 @@ static void reloader_main(uint64_t seed)
 			break;
 		snprintf(params, sizeof(params), "request_timeout=%d max_pending=%d", timeout, max);
 		if (n < 65) {
+			/* Open channels hold the module: their holders close them meanwhile. */
+			sh->unloading = 1;
 			if (unload_module(10000) != 0) {
+				sh->unloading = 0;
 				bump(&sh->unload_busy);
 				continue;
 			}
@@ -1182,6 +1868,7 @@ static void reloader_main(uint64_t seed)
 				bump(&sh->reloads);
 				__atomic_fetch_add(&sh->module_gen, 1, __ATOMIC_RELEASE);
 			}
+			sh->unloading = 0;
 		} else if (n < 85) {
 			char value[16];
 
@@ -1214,7 +1901,7 @@ enum op {
 	OP_SET_REQKEY_KEYRING, OP_SET_TIMEOUT, OP_ASSUME_AUTHORITY, OP_GET_SECURITY,
 	OP_SESSION_TO_PARENT, OP_INVALIDATE, OP_GET_PERSISTENT, OP_RESTRICT_KEYRING,
 	OP_MOVE, OP_CAPABILITIES, OP_OTHER_KEYCTL, OP_PROC, OP_SERVE, OP_CHILD,
-	OP_KERNEL_REQUEST, OP_COUNT
+	OP_KERNEL_REQUEST, OP_CHANNEL, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
@@ -1224,7 +1911,7 @@ static const char *const op_names[OP_COUNT] = {
 	"set_reqkey_keyring", "set_timeout", "assume_authority", "get_security",
 	"session_to_parent", "invalidate", "get_persistent", "restrict_keyring",
 	"move", "capabilities", "other keyctl", "/proc and debugfs", "serve", "child requester",
-	"kernel request",
+	"kernel request", "channel",
 };
 
 /* Relative weights of the operations. */
@@ -1237,7 +1924,7 @@ static const unsigned char op_weights[OP_COUNT] = {
 	[OP_ASSUME_AUTHORITY] = 3, [OP_GET_SECURITY] = 1, [OP_SESSION_TO_PARENT] = 1,
 	[OP_INVALIDATE] = 2, [OP_GET_PERSISTENT] = 1, [OP_RESTRICT_KEYRING] = 1, [OP_MOVE] = 2,
 	[OP_CAPABILITIES] = 1, [OP_OTHER_KEYCTL] = 1, [OP_PROC] = 2, [OP_SERVE] = 3,
-	[OP_CHILD] = 1, [OP_KERNEL_REQUEST] = 3,
+	[OP_CHILD] = 1, [OP_KERNEL_REQUEST] = 3, [OP_CHANNEL] = 8,
 };
 
 struct worker {
@@ -1249,6 +1936,7 @@ struct worker {
 	int session_protected;	/* our session is one of root's user keyrings */
 	int epoch;
 	int sfd;
+	struct chans chans;	/* our channels and the constructions read from them */
 };
 
 /* Root's user keyrings outlive the run: operations that would break them for
@@ -1344,6 +2032,11 @@ static void worker_serve(struct worker *w, struct rng *r)
 		if (chance(r, 90))
 			answer(r, si.ssi_int, 1);
 	}
+	/* And what our channels hold. */
+	if (sh->unloading)
+		chans_close_all(&w->chans);
+	else
+		chans_serve(r, &w->chans);
 }
 
 static long do_request(struct rng *r, struct worker *w)
@@ -1702,6 +2395,8 @@ static long do_op(struct rng *r, struct worker *w, enum op op)
 		return do_child(r, w);
 	case OP_KERNEL_REQUEST:
 		return do_kernel_request(r, w);
+	case OP_CHANNEL:
+		return chan_op(r, &w->chans);
 	default:
 		return 0;
 	}
@@ -1735,6 +2430,7 @@ static void worker_main(int index, int gen, uint64_t seed, long ops)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	block_rt_signals();
 	w.sfd = rt_signalfd();
+	chans_init(&w.chans);
 	for (i = 0; i < ops && !sh->stop; i++) {
 		struct rng o = { next(&r) };
 		enum op op = pick_op(&o);
@@ -1748,6 +2444,8 @@ static void worker_main(int index, int gen, uint64_t seed, long ops)
 		}
 		if (w.rejoin_in > 0)
 			w.rejoin_in--;
+		if (sh->unloading)
+			chans_close_all(&w.chans);
 		if (trace)
 			fprintf(trace, "%ld op %s\n", i, op_names[op]);
 		t = now();
@@ -1971,11 +2669,12 @@ static void print_stats(long elapsed_ms)
 	for (i = 0; i < OP_COUNT; i++)
 		total += sh->ops[i];
 	printf("# after %ld s: %lu operations, %lu request_key (%lu keys), %lu kernel requests, "
-	       "%lu signals to agents, %lu answers, %lu agents started, %lu reloads, "
+	       "%lu signals to agents, %lu answers, %lu agents started (%lu channel agents), "
+	       "%lu records read from channels, %lu channel writes taken, %lu reloads, "
 	       "slowest request %ld ms\n",
 	       elapsed_ms / 1000, total, sh->requests, sh->requests_ok, sh->kernel_requests,
-	       sh->agent_signals, sh->agent_answers, sh->agents_started, sh->reloads,
-	       sh->max_request_ms);
+	       sh->agent_signals, sh->agent_answers, sh->agents_started, sh->chan_agents,
+	       sh->chan_records, sh->chan_answers, sh->reloads, sh->max_request_ms);
 	fflush(stdout);
 }
 

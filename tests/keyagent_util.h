@@ -415,4 +415,222 @@ static inline long kernel_query(const char *file, const char *name, char *buf, s
 	return n;
 }
 
+/* ----------------------------------------------------------------------
+ * The channel, /dev/keyagent (include/keyagent.h).
+ */
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+/* Opens a channel with @flags besides O_RDWR | O_CLOEXEC: the descriptor, or -errno. */
+static inline int chan_open(int flags)
+{
+	int fd = open(KEYAGENT_DEVICE, O_RDWR | O_CLOEXEC | flags);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Registers channel @fd for @type in @keyring with the payload "fd N", then
+ * @suffix if any (" net"): the agent key, or -errno.
+ */
+static inline long chan_register(int fd, const char *type, const char *suffix,
+				 key_serial_t keyring)
+{
+	char payload[64];
+
+	snprintf(payload, sizeof(payload), "fd %d%s", fd, suffix ? suffix : "");
+	return add("keyagent", type, payload, strlen(payload), keyring);
+}
+
+/* A request record, parsed; the strings point into the buffer read. */
+struct chan_req {
+	long size, version, flags, uid, gid;
+	int serial, pid;
+	const char *type, *desc, *callout;
+	long type_len, desc_len, callout_len;
+};
+
+/* The size of the record of a request for @type, @desc, @callout. */
+static inline size_t chan_req_size(const char *type, const char *desc, const char *callout)
+{
+	return ALIGN8(sizeof(struct keyagent_request) + strlen(type) + strlen(desc) +
+		      strlen(callout) + 3);
+}
+
+/*
+ * Parses the record at @buf, of which @n bytes were read: its size, or -1 if
+ * it is not a well-formed record (sizes, version, NULs, zero padding).
+ */
+static inline long chan_parse(const void *buf, size_t n, struct chan_req *r)
+{
+	const unsigned char *p = buf;
+	struct keyagent_request h;
+	size_t used, i;
+
+	if (n < sizeof(h))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	used = sizeof(h) + (size_t)h.type_len + h.description_len + h.callout_len + 3;
+	if (h.size % KEYAGENT_RECORD_ALIGN || h.size > n || h.size > KEYAGENT_REQUEST_MAX ||
+	    h.size != ALIGN8(used) || h.version != KEYAGENT_ABI_VERSION)
+		return -1;
+	r->size = h.size;
+	r->version = h.version;
+	r->flags = h.flags;
+	r->serial = h.serial;
+	r->pid = h.pid;
+	r->uid = h.uid;
+	r->gid = h.gid;
+	r->type_len = h.type_len;
+	r->desc_len = h.description_len;
+	r->callout_len = h.callout_len;
+	r->type = (const char *)p + sizeof(h);
+	r->desc = r->type + h.type_len + 1;
+	r->callout = r->desc + h.description_len + 1;
+	if (r->type[h.type_len] || r->desc[h.description_len] || r->callout[h.callout_len] ||
+	    strlen(r->type) != h.type_len || strlen(r->desc) != h.description_len ||
+	    strlen(r->callout) != h.callout_len)
+		return -1;
+	for (i = used; i < h.size; i++)
+		if (p[i])
+			return -1;
+	return h.size;
+}
+
+/* Appends an answer record to @buf: its size. */
+static inline size_t chan_answer(void *buf, unsigned int op, int serial, unsigned int error,
+				 unsigned int timeout, const void *data, size_t len)
+{
+	struct keyagent_answer a = {
+		.size = ALIGN8(sizeof(a) + len), .version = KEYAGENT_ABI_VERSION, .op = op,
+		.serial = serial, .error = error, .timeout = timeout, .payload_len = len,
+	};
+
+	memset(buf, 0, a.size);
+	memcpy(buf, &a, sizeof(a));
+	if (len)
+		memcpy((char *)buf + sizeof(a), data, len);
+	return a.size;
+}
+
+/* An instantiate record with the string @text as payload. */
+static inline size_t chan_instantiate(void *buf, int serial, const char *text)
+{
+	return chan_answer(buf, KEYAGENT_OP_INSTANTIATE, serial, 0, 0, text, strlen(text));
+}
+
+/* Waits up to @ms for the channel to be readable, then read(): bytes or -errno. */
+static inline long chan_read(int fd, void *buf, size_t size, long ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	long n;
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -ETIMEDOUT;
+	n = read(fd, buf, size);
+	return n < 0 ? -errno : n;
+}
+
+/* write(): bytes or -errno. */
+static inline long chan_write(int fd, const void *buf, size_t len)
+{
+	long n = write(fd, buf, len);
+
+	return n < 0 ? -errno : n;
+}
+
+/*
+ * Reads records until @n are parsed into @out (strings in @store), for up to
+ * @ms: how many were read, -1 if a record is malformed.
+ */
+static inline int chan_collect(int fd, struct chan_req *out, int n, char *store, size_t size,
+			       long ms)
+{
+	long deadline = now_ms() + ms, got, off = 0, pos;
+	int count = 0;
+
+	while (count < n && now_ms() < deadline) {
+		if (size - off < KEYAGENT_REQUEST_MAX)
+			return -1;
+		got = chan_read(fd, store + off, KEYAGENT_REQUEST_MAX, deadline - now_ms());
+		if (got == -ETIMEDOUT || got == -EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		for (pos = 0; pos < got && count < n; count++) {
+			long len = chan_parse(store + off + pos, got - pos, &out[count]);
+
+			if (len < 0)
+				return -1;
+			pos += len;
+		}
+		if (pos != got)
+			return -1;
+		off += got;
+	}
+	return count;
+}
+
+/* The number after @field (" sent ", " pending ") in @key's /proc/keys line, or -1. */
+static inline long proc_keys_field(key_serial_t key, const char *field)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	char line[512], *p;
+	long value = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strtoul(line, NULL, 16) == (unsigned long)key && (p = strstr(line, field)))
+			value = atol(p + strlen(field));
+	fclose(f);
+	return value;
+}
+
+/* @key's line of /proc/keys in @buf: 0, or -1 if there is none. */
+static inline int proc_keys_line(key_serial_t key, char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	int found = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(buf, size, f))
+		if (strtoul(buf, NULL, 16) == (unsigned long)key) {
+			found = 0;
+			break;
+		}
+	fclose(f);
+	if (found)
+		buf[0] = 0;
+	return found;
+}
+
+/*
+ * A requester in a child, with no descriptor but 0-2 (so that it holds no
+ * channel): request_key(@type, @desc, @callout). Its exit status is the errno
+ * it got, 0 if it got a key (whose payload is @expect, if given: else 250).
+ * @setup, if any, runs first (exit 251 if it fails).
+ */
+static inline pid_t requester_start(const char *type, const char *desc, const char *callout,
+				    const char *expect, int (*setup)(void))
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char buf[256];
+		long key;
+
+		syscall(__NR_close_range, 3, ~0U, 0);
+		if (setup && setup())
+			_exit(251);
+		key = request(type, desc, callout, 0);
+		if (key < 0)
+			_exit(-key);
+		if (expect && (payload(key, buf, sizeof(buf)) < 0 || strcmp(buf, expect)))
+			_exit(250);
+		_exit(0);
+	}
+	return pid;
+}
+
 #endif /* _KEYAGENT_UTIL_H */
