@@ -173,13 +173,16 @@ TEST_F(pool, read_construction_fails_on_death)
 /* With every member dead the key is dead: the request falls back to /sbin/request-key. */
 TEST_F(pool, all_dead_falls_back)
 {
-	long fallback = stat_read("fallback");
+	long fallback = stat_read("fallback"), routed = stat_read("routed");
 
 	close(self->a);
 	close(self->b);
 	self->a = self->b = -1;
-	ASSERT_GT(0, request("user", "pool-all-dead", "x", 0));
-	ASSERT_LT(fallback, stat_read("fallback"));
+	/* What the guest's request-key.conf makes of it does not matter here. */
+	request("user", "pool-all-dead", "x", 0);
+	ASSERT_EQ(fallback + 1, stat_read("fallback"));
+	ASSERT_EQ(routed, stat_read("routed"));
+	ASSERT_TRUE(wait_for(key_gone(self->key), WAIT_MS));
 }
 
 /* A signal agent joins a channel's pool; each serves one of two concurrent requests. */
@@ -260,7 +263,7 @@ TEST_F(pool, joining_refused)
 		if (ret < 0)
 			break;
 	}
-	EXPECT_EQ(31, i);
+	EXPECT_EQ(30, i);
 	EXPECT_EQ(-ENOSPC, ret);
 	for (i = 0; i < n; i++)
 		close(fds[i]);
