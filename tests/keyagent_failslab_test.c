@@ -16,8 +16,10 @@
  * no longer reaches an Nth allocation: every allocation of the path fails once.
  * The reaper runs in a kworker, so there failslab fails every allocation made
  * under the reaper's function (probability 100). One case does the same with
- * fail_function on should_failslab.
+ * fail_function on should_failslab. The channel's paths (open, registration
+ * by descriptor, hand-over, answers, joining a pool) fail the same way.
  */
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include "kselftest_harness.h"
@@ -301,6 +303,106 @@ static long op_request(int n, void *arg)
 	return request("user", desc, "x", 0);
 }
 
+/* A channel: open(/dev/keyagent) with fail-nth @n. */
+static long op_channel_open(int n, void *arg)
+{
+	int fd = open(KEYAGENT_DEVICE, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 1;
+}
+
+/* A channel's registration ("fd N", or joining a pool if @arg). */
+static long op_register_channel(int n, void *arg)
+{
+	long ret;
+	int fd;
+
+	fail_nth_set(0);
+	if (keyctl_join_session_keyring(NULL) < 0)
+		return -errno;
+	fd = chan_open(0);
+	if (fd < 0)
+		return fd;
+	if (arg && chan_register(fd, "user", NULL, KEY_SPEC_SESSION_KEYRING) < 0)
+		return -errno;
+	fail_nth_set(n);
+	/* The channel closes when the child exits. */
+	return chan_register(fd, "user", arg ? " pool" : NULL, KEY_SPEC_SESSION_KEYRING);
+}
+
+/*
+ * An answer written with fail-nth @n: a child agent on its own channel in its
+ * own session, a grandchild requester. If the write fails, nothing has
+ * changed: the same write then answers. Returns the first write's result,
+ * with fail-nth left as that write left it.
+ */
+static long op_channel_write(int n, void *arg)
+{
+	static char buf[KEYAGENT_REQUEST_MAX];
+	struct chan_req r;
+	long got, ret, left;
+	size_t len;
+	pid_t pid;
+	int fd;
+
+	fail_nth_set(0);
+	if (keyctl_join_session_keyring(NULL) < 0)
+		return -errno;
+	fd = chan_open(0);
+	if (fd < 0 || chan_register(fd, "user", NULL, KEY_SPEC_SESSION_KEYRING) < 0)
+		return -EIO;
+	pid = requester_start("user", "failslab-write", "x", "chan:x", NULL);
+	got = chan_read(fd, buf, sizeof(buf), WAIT_MS);
+	if (got <= 0 || chan_parse(buf, got, &r) != got)
+		return -EIO;
+	len = chan_instantiate(buf, r.serial, "chan:x");
+	fail_nth_set(n);
+	ret = chan_write(fd, buf, len);
+	left = fail_nth_left();
+	fail_nth_set(0);
+	if (ret < 0 && chan_write(fd, buf, len) != (long)len)
+		return -EIO;
+	if (wait_child(pid, WAIT_MS) != 0)
+		return -EIO;
+	close(fd);
+	if (left > 0)
+		fail_nth_set(left);
+	return ret;
+}
+
+/* A channel agent in a thread: answers every construction with "chan:CALLOUT". */
+struct chan_agent {
+	int fd;
+	volatile int stop;
+	pthread_t thread;
+};
+
+static void *chan_agent_run(void *arg)
+{
+	static char buf[4 * KEYAGENT_REQUEST_MAX], out[4096];
+	struct chan_agent *a = arg;
+
+	while (!a->stop) {
+		long got = chan_read(a->fd, buf, sizeof(buf), 100), pos = 0;
+
+		while (got > 0 && pos < got) {
+			struct chan_req r;
+			char text[256];
+			long len = chan_parse(buf + pos, got - pos, &r);
+
+			if (len < 0)
+				break;
+			snprintf(text, sizeof(text), "chan:%s", r.callout);
+			chan_write(a->fd, out, chan_instantiate(out, r.serial, text));
+			pos += len;
+		}
+	}
+	return NULL;
+}
+
 FIXTURE(failslab) {
 	struct agent agent;
 	struct range module;
@@ -469,6 +571,111 @@ TEST_F(failslab, dispatch)
 	ASSERT_LT(0, payload(key, buf, sizeof(buf)));
 	EXPECT_STREQ("agent:after", buf);
 	agent_stop(&self->agent);
+	EXPECT_TRUE(nkeys_back_to(_metadata, self->nkeys));
+}
+
+/* Every allocation of open(/dev/keyagent) fails in turn: ENOMEM, then it opens. */
+TEST_F(failslab, channel_open)
+{
+	int n, failed = 0;
+
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_channel_open, NULL);
+
+		TH_LOG("allocation %d: %s, open: %ld", n, o.left == 0 ? "failed" : "not reached",
+		       o.ret);
+		if (o.left != 0) {
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_EQ(-ENOMEM, o.ret);
+		}
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+}
+
+/* A channel's registration, and a second channel joining its pool, fail cleanly. */
+TEST_F(failslab, registration_channel)
+{
+	registration(_metadata, self, op_register_channel, NULL);
+}
+
+TEST_F(failslab, registration_pool_join)
+{
+	registration(_metadata, self, op_register_channel, (void *)1);
+}
+
+/*
+ * Every allocation of a hand-over to a channel fails in turn: ENOMEM at once,
+ * nothing left queued or pending; the channel answers afterwards.
+ */
+TEST_F(failslab, channel_dispatch)
+{
+	struct chan_agent agent = { .fd = chan_open(0) };
+	int n, failed = 0, pending = -1;
+
+	ASSERT_LE(0, agent.fd);
+	ASSERT_LT(0, chan_register(agent.fd, "user", NULL, KEY_SPEC_SESSION_KEYRING));
+	ASSERT_EQ(0, pthread_create(&agent.thread, NULL, chan_agent_run, &agent));
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_request, "channel");
+
+		TH_LOG("allocation %d: %s, request_key: %ld%s%s", n,
+		       o.left == 0 ? "failed" : "not reached", o.ret, o.ret < 0 ? " " : "",
+		       o.ret < 0 ? strerror(-o.ret) : "");
+		if (o.left != 0) {
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_EQ(-ENOMEM, o.ret);
+		}
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+	reset(FAILSLAB);
+	EXPECT_TRUE(wait_for(count_keys("keyagent", &pending) == 1 && pending == 0, WAIT_MS));
+	EXPECT_TRUE(wait_for(count_keys(".request_key_auth", NULL) == 0, WAIT_MS));
+	/* From another thread than the one that registered the channel (EDEADLK). */
+	ASSERT_EQ(0, wait_child(requester_start("user", "failslab-channel-after", "after",
+						"chan:after", NULL), WAIT_MS));
+	agent.stop = 1;
+	pthread_join(agent.thread, NULL);
+	close(agent.fd);
+	EXPECT_TRUE(nkeys_back_to(_metadata, self->nkeys));
+}
+
+/* Every allocation of an answer's write fails in turn: ENOMEM, and nothing changed. */
+TEST_F(failslab, channel_write)
+{
+	int n, failed = 0;
+
+	filter(FAILSLAB, self->module);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct outcome o = in_child(n, op_channel_write, NULL);
+
+		TH_LOG("allocation %d: %s, write: %ld", n, o.left == 0 ? "failed" : "not reached",
+		       o.ret);
+		ASSERT_NE(-EIO, o.ret);
+		if (o.left != 0) {
+			ASSERT_LT(0, o.ret);
+			break;
+		}
+		if (o.ret < 0) {
+			failed++;
+			EXPECT_EQ(-ENOMEM, o.ret);
+		}
+	}
+	ASSERT_LT(0, failed);
+	ASSERT_GE(MAX_NTH, n);
+	reset(FAILSLAB);
+	EXPECT_TRUE(wait_for(count_keys(".request_key_auth", NULL) == 0, WAIT_MS));
 	EXPECT_TRUE(nkeys_back_to(_metadata, self->nkeys));
 }
 
