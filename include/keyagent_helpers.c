@@ -3,6 +3,10 @@
  * C wrappers for static inlines and macros, and the module parameters.
  */
 #include <linux/cred.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/poll.h>
 #include <linux/ctype.h>
 #include <linux/ftrace.h>
 #include <linux/jiffies.h>
@@ -22,6 +26,7 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/user_namespace.h>
+#include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
 
@@ -384,4 +389,144 @@ u64 keyagent_jiffies(void)
 unsigned long keyagent_msecs_to_jiffies(unsigned int ms)
 {
 	return msecs_to_jiffies(ms);
+}
+
+struct pid *keyagent_get_pid(struct pid *pid)
+{
+	return get_pid(pid);
+}
+
+uid_t keyagent_uid_seen_by_current(kuid_t uid)
+{
+	return from_kuid_munged(current_user_ns(), uid);
+}
+
+gid_t keyagent_gid_seen_by_current(kgid_t gid)
+{
+	return from_kgid_munged(current_user_ns(), gid);
+}
+
+static int channel_open(struct inode *inode, struct file *file)
+{
+	int ret = stream_open(inode, file);
+
+	return ret ? ret : keyagent_channel_open(file);
+}
+
+static int channel_release(struct inode *inode, struct file *file)
+{
+	keyagent_channel_release(file);
+	return 0;
+}
+
+static ssize_t channel_read(struct file *file, char __user *buf, size_t count,
+			    loff_t *pos)
+{
+	return keyagent_channel_read(file, buf, count);
+}
+
+static ssize_t channel_write(struct file *file, const char __user *buf,
+			     size_t count, loff_t *pos)
+{
+	return keyagent_channel_write(file, buf, count);
+}
+
+static __poll_t channel_poll(struct file *file, struct poll_table_struct *table)
+{
+	return (__force __poll_t)keyagent_channel_poll(file, table);
+}
+
+/* Open files hold the module (owner): it cannot be unloaded under them. */
+static const struct file_operations channel_fops = {
+	.owner = THIS_MODULE,
+	.open = channel_open,
+	.release = channel_release,
+	.read = channel_read,
+	.write = channel_write,
+	.poll = channel_poll,
+};
+
+static struct miscdevice channel_device = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "keyagent",
+	.fops = &channel_fops,
+	/* Opening grants nothing: registering and routing make the checks. */
+	.mode = 0666,
+};
+
+int keyagent_channel_device_register(void)
+{
+	return misc_register(&channel_device);
+}
+
+void keyagent_channel_device_deregister(void)
+{
+	misc_deregister(&channel_device);
+}
+
+/* The open file of descriptor fd of the current task, if it is a channel. */
+struct file *keyagent_fget_channel(int fd)
+{
+	struct file *file = fget(fd);
+
+	if (!file)
+		return ERR_PTR(-EBADF);
+	if (file->f_op != &channel_fops) {
+		fput(file);
+		return ERR_PTR(-EINVAL);
+	}
+	return file;
+}
+
+void keyagent_fput(struct file *file)
+{
+	fput(file);
+}
+
+void *keyagent_file_private(const struct file *file)
+{
+	return file->private_data;
+}
+
+void keyagent_file_set_private(struct file *file, void *data)
+{
+	file->private_data = data;
+}
+
+bool keyagent_file_nonblock(const struct file *file)
+{
+	return file->f_flags & O_NONBLOCK;
+}
+
+void keyagent_init_waitqueue(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+void keyagent_wake_up_readers(struct wait_queue_head *wq)
+{
+	wake_up_interruptible_poll(wq, EPOLLIN | EPOLLRDNORM);
+}
+
+/* ready() runs with the task state set: it must not sleep. */
+int keyagent_wait_event(struct wait_queue_head *wq, bool (*ready)(const void *data),
+			const void *data)
+{
+	return wait_event_interruptible(*wq, ready(data));
+}
+
+void keyagent_poll_wait(struct file *file, struct wait_queue_head *wq,
+			struct poll_table_struct *table)
+{
+	poll_wait(file, wq, table);
+}
+
+unsigned int keyagent_poll_readable(void)
+{
+	return (__force unsigned int)(EPOLLIN | EPOLLRDNORM);
+}
+
+unsigned int keyagent_poll_writable(void)
+{
+	return (__force unsigned int)(EPOLLOUT | EPOLLWRNORM);
 }

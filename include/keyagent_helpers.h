@@ -12,6 +12,9 @@
 
 struct cred;
 struct delayed_work;
+struct file;
+struct poll_table_struct;
+struct wait_queue_head;
 struct ftrace_regs;
 struct kernel_siginfo;
 struct key;
@@ -81,6 +84,38 @@ bool keyagent_schedule_delayed_work(struct delayed_work *dwork,
 				    unsigned long delay);
 u64 keyagent_jiffies(void);
 unsigned long keyagent_msecs_to_jiffies(unsigned int ms);
+
+/* Pids and ids, as the current task sees them. */
+struct pid *keyagent_get_pid(struct pid *pid);
+uid_t keyagent_uid_seen_by_current(kuid_t uid);
+gid_t keyagent_gid_seen_by_current(kgid_t gid);
+
+/*
+ * The channel device, /dev/keyagent. Its file operations are the module's
+ * Rust functions keyagent_channel_*, declared here and defined in rust/.
+ */
+int keyagent_channel_open(struct file *file);
+void keyagent_channel_release(struct file *file);
+ssize_t keyagent_channel_read(struct file *file, char __user *buf, size_t count);
+ssize_t keyagent_channel_write(struct file *file, const char __user *buf, size_t count);
+unsigned int keyagent_channel_poll(struct file *file, struct poll_table_struct *table);
+int keyagent_channel_device_register(void);
+void keyagent_channel_device_deregister(void);
+struct file *keyagent_fget_channel(int fd);
+void keyagent_fput(struct file *file);
+void *keyagent_file_private(const struct file *file);
+void keyagent_file_set_private(struct file *file, void *data);
+bool keyagent_file_nonblock(const struct file *file);
+
+/* Wait queues. */
+void keyagent_init_waitqueue(struct wait_queue_head *wq);
+void keyagent_wake_up_readers(struct wait_queue_head *wq);
+int keyagent_wait_event(struct wait_queue_head *wq, bool (*ready)(const void *data),
+			const void *data);
+void keyagent_poll_wait(struct file *file, struct wait_queue_head *wq,
+			struct poll_table_struct *table);
+unsigned int keyagent_poll_readable(void);
+unsigned int keyagent_poll_writable(void);
 
 /* Module parameters, read at the time of use. */
 unsigned int keyagent_param_request_timeout(void);

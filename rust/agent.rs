@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Agents and the `keyagent` key type that registers them.
 //!
-//! `add_key("keyagent", TYPE, "SIGNAL[ SCOPE]", keyring)` makes the calling thread the agent for
-//! key type TYPE. Every agent serves the requesters whose session keyring reaches its key (and
-//! who trust it, see `crate::route`); an agent registered with the scope `net` also serves the
-//! kernel's own constructions of TYPE in the registrant's network namespace, if the registrant
-//! is admitted for that (see [`admit_net_scope`]). The key's payload is the [`Agent`]; the key
+//! `add_key("keyagent", TYPE, "SIGNAL[ SCOPE]", keyring)`, or `"fd N[ SCOPE]"` for a channel
+//! (`crate::channel`), makes the calling thread the agent for key type TYPE. Every agent serves
+//! the requesters whose session keyring reaches its key (and who trust it, see `crate::route`);
+//! an agent registered with the scope `net` also serves the kernel's own constructions of TYPE
+//! in the registrant's network namespace, if the registrant is admitted for that (see
+//! [`admit_net_scope`]). The key's payload is the [`Agent`]; the key
 //! cannot be updated (a second `add_key()` with the same description replaces it in that
 //! keyring), reads back as its payload text, and stops routing when revoked, invalidated or
 //! unlinked. Constructions already handed to the agent stay with it until they end.
@@ -15,8 +16,10 @@
 //! collector), by `free_preparse` (the `add_key()` caller) or by the end of its last pending
 //! construction; route lookups only borrow it.
 
-use crate::delivery::{Delivery, SignalAgent};
+use crate::channel::Channel;
+use crate::delivery::{ChannelAgent, Delivery, SignalAgent};
 use crate::sys::{
+    chardev::Device,
     key_type::{KeyType, KeyTypeSlot, SeqFile},
     keys::{DomainTag, Key},
     ns::{self, NetRef, CAP_NET_ADMIN, CAP_SYS_ADMIN},
@@ -160,44 +163,70 @@ impl Agent {
     }
 }
 
+/// How a registering agent asks to be told.
+enum Told {
+    /// By this realtime signal.
+    Signal(u32),
+    /// Through the channel open as this descriptor of the caller.
+    Channel(i32),
+}
+
 /// What an `add_key()` payload asks for.
 struct Registration {
-    signal: u32,
+    told: Told,
     net_scope: bool,
 }
 
 /// Parses the payload: a native 4-byte int (the signal), or text: the signal in 1 or 2
-/// decimal digits, optionally followed by a space and the scope word `net`, with an optional
-/// trailing newline (`keyctl add keyagent user 40 @s`, `keyctl add keyagent dns_resolver
-/// "40 net" @s`, `echo 40 | keyctl padd ...`).
+/// decimal digits, or `fd N` (N: a descriptor of `/dev/keyagent`, in decimal), optionally
+/// followed by a space and the scope word `net`, with an optional trailing newline (`keyctl add
+/// keyagent user 40 @s`, `keyctl add keyagent dns_resolver "40 net" @s`, `echo 40 | keyctl padd
+/// ...`, `"fd 3"`).
 fn parse_payload(data: &[u8]) -> Result<Registration> {
-    let (signal, net_scope) = match data {
-        [a, b, c, d] => {
+    if let [a, b, c, d] = data {
+        if !data.starts_with(b"fd ") {
             let value = i32::from_ne_bytes([*a, *b, *c, *d]);
-            (u32::try_from(value).map_err(|_| EINVAL)?, false)
+            let signal = u32::try_from(value).map_err(|_| EINVAL)?;
+            return check_signal(signal, false);
         }
-        _ => {
-            let text = data.strip_suffix(b"\n").unwrap_or(data);
-            let (digits, scope) = match text.iter().position(|&b| b == b' ') {
-                Some(space) => (&text[..space], Some(&text[space + 1..])),
-                None => (text, None),
-            };
-            if digits.is_empty() || digits.len() > 2 || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(EINVAL);
-            }
-            let net_scope = match scope {
-                None => false,
-                Some(NET_SCOPE) => true,
-                Some(_) => return Err(EINVAL),
-            };
-            let signal = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-            (signal, net_scope)
-        }
+    }
+    let text = data.strip_suffix(b"\n").unwrap_or(data);
+    let (channel, text) = match text.strip_prefix(b"fd ") {
+        Some(rest) => (true, rest),
+        None => (false, text),
     };
+    let (digits, scope) = match text.iter().position(|&b| b == b' ') {
+        Some(space) => (&text[..space], Some(&text[space + 1..])),
+        None => (text, None),
+    };
+    let max_digits = if channel { 9 } else { 2 };
+    if digits.is_empty() || digits.len() > max_digits || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(EINVAL);
+    }
+    let net_scope = match scope {
+        None => false,
+        Some(NET_SCOPE) => true,
+        Some(_) => return Err(EINVAL),
+    };
+    let number = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+    if channel {
+        // CAST: At most 9 digits.
+        return Ok(Registration {
+            told: Told::Channel(number as i32),
+            net_scope,
+        });
+    }
+    check_signal(number, net_scope)
+}
+
+fn check_signal(signal: u32, net_scope: bool) -> Result<Registration> {
     if !(SIGRTMIN..=SIGRTMAX).contains(&signal) {
         return Err(EINVAL);
     }
-    Ok(Registration { signal, net_scope })
+    Ok(Registration {
+        told: Told::Signal(signal),
+        net_scope,
+    })
 }
 
 /// Checks the name of the key type an agent wants to serve.
@@ -274,10 +303,18 @@ impl KeyType for AgentKeyType {
         } else {
             Scope::Session
         };
-        let delivery = SignalAgent::register_current(description, registration.signal)?;
+        let delivery =
+            match registration.told {
+                Told::Signal(signal) => {
+                    Delivery::Signal(SignalAgent::register_current(description, signal)?)
+                }
+                Told::Channel(fd) => Delivery::Channel(ChannelAgent::register_current(
+                    Device::<Channel>::object_of_fd(fd)?,
+                )),
+            };
         Ok(Arc::new(
             Agent {
-                delivery: Delivery::Signal(delivery),
+                delivery,
                 scope,
                 sent: AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
@@ -294,12 +331,22 @@ impl KeyType for AgentKeyType {
 
     fn describe(_key: &Key, agent: Option<&Agent>, out: &mut SeqFile) {
         let Some(agent) = agent else { return };
-        let Delivery::Signal(signal_agent) = &agent.delivery;
+        let _ = match &agent.delivery {
+            Delivery::Signal(signal_agent) => write!(
+                out,
+                ": pid {} sig {}",
+                signal_agent.thread().pid().nr_seen_by_current(),
+                signal_agent.signal(),
+            ),
+            Delivery::Channel(channel_agent) => write!(
+                out,
+                ": pid {} chan",
+                channel_agent.thread().pid().nr_seen_by_current(),
+            ),
+        };
         let _ = write!(
             out,
-            ": pid {} sig {} {} sent {} pending {}",
-            signal_agent.thread().pid().nr_seen_by_current(),
-            signal_agent.signal(),
+            " {} sent {} pending {}",
             if agent.is_alive() { "alive" } else { "dead" },
             agent.sent.load(Ordering::Relaxed),
             agent.pending(),
@@ -320,11 +367,16 @@ impl KeyType for AgentKeyType {
     }
 
     fn read(agent: &Agent, buf: &mut [u8]) -> Result<usize> {
-        let Delivery::Signal(signal_agent) = &agent.delivery;
-        let signal = signal_agent.signal();
-        // A realtime signal number always has two digits.
-        // CAST: Each digit is below 10.
-        let digits = [b'0' + (signal / 10) as u8, b'0' + (signal % 10) as u8];
+        // A realtime signal number always has two digits; a channel reads back as "chan".
+        let digits = match &agent.delivery {
+            Delivery::Signal(signal_agent) => {
+                let signal = signal_agent.signal();
+                // CAST: Each digit is below 10.
+                [b'0' + (signal / 10) as u8, b'0' + (signal % 10) as u8, 0, 0]
+            }
+            Delivery::Channel(_) => *b"chan",
+        };
+        let digits = &digits[..digits.iter().position(|&b| b == 0).unwrap_or(4)];
         let scope: &[u8] = match agent.scope {
             Scope::Session => b"",
             Scope::Net { .. } => b" net",

@@ -3,8 +3,11 @@
 //!
 //! A signal agent receives the authorisation key in a keyring of the module's, linked into its
 //! process keyring (where `keyctl_assume_authority()` finds it), and a realtime signal carrying
-//! the serial of the key under construction (the RFC's ABI, `include/keyagent.h`).
+//! the serial of the key under construction (the RFC's ABI, `include/keyagent.h`). A channel
+//! agent reads the construction from its `/dev/keyagent` file (`crate::channel`) and answers
+//! through it; the authority stays with the module.
 
+use crate::channel::Channel;
 use crate::sys::{
     keys::{self, Key},
     request::Request,
@@ -15,6 +18,7 @@ use kernel::{
     fmt,
     prelude::*,
     str::{CStr, CString},
+    sync::Arc,
     types::ARef,
 };
 
@@ -120,9 +124,32 @@ impl Drop for SignalAgent {
     }
 }
 
+/// An agent told through its channel.
+pub(crate) struct ChannelAgent {
+    channel: Arc<Channel>,
+    /// The registering thread, which may not request keys of its own type.
+    thread: ThreadRef,
+}
+
+impl ChannelAgent {
+    /// The calling thread as the agent for a type, reading from `channel`.
+    pub(crate) fn register_current(channel: Arc<Channel>) -> Self {
+        Self {
+            channel,
+            thread: ThreadRef::current(),
+        }
+    }
+
+    /// The registering thread.
+    pub(crate) fn thread(&self) -> &ThreadRef {
+        &self.thread
+    }
+}
+
 /// How an agent is told.
 pub(crate) enum Delivery {
     Signal(SignalAgent),
+    Channel(ChannelAgent),
 }
 
 impl Delivery {
@@ -130,6 +157,7 @@ impl Delivery {
     pub(crate) fn is_alive(&self) -> bool {
         match self {
             Delivery::Signal(agent) => agent.is_alive(),
+            Delivery::Channel(agent) => agent.channel.is_open(),
         }
     }
 
@@ -137,6 +165,7 @@ impl Delivery {
     pub(crate) fn is_requester(&self, request: &Request<'_>) -> bool {
         match self {
             Delivery::Signal(agent) => request.requester_is(agent.thread()),
+            Delivery::Channel(agent) => request.requester_is(agent.thread()),
         }
     }
 
@@ -144,13 +173,15 @@ impl Delivery {
     pub(crate) fn hand_over(&self, request: &Request<'_>) -> Result {
         match self {
             Delivery::Signal(agent) => agent.hand_over(request),
+            Delivery::Channel(agent) => agent.channel.hand_over(request),
         }
     }
 
-    /// Takes the authority over a construction back. May sleep.
-    pub(crate) fn withdraw(&self, authkey: &Key) {
+    /// Takes the authority over the construction of the key `serial` back. May sleep.
+    pub(crate) fn withdraw(&self, serial: i32, authkey: &Key) {
         match self {
             Delivery::Signal(agent) => agent.withdraw(authkey),
+            Delivery::Channel(agent) => agent.channel.withdraw(serial),
         }
     }
 }

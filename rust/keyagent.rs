@@ -4,10 +4,12 @@
 //! A process registers as the agent for a key type by adding a `keyagent` key; constructions
 //! requested by processes whose session keyring reaches that key, and, for agents scoped to a
 //! network namespace, the kernel's own constructions in that namespace, go to the agent, as a
-//! realtime signal, instead of to `/sbin/request-key`. See `README.md`.
+//! realtime signal or a record on its `/dev/keyagent` channel, instead of to
+//! `/sbin/request-key`. See `README.md`.
 
 mod agent;
 mod broker;
+mod channel;
 mod delivery;
 mod pending;
 mod route;
@@ -25,6 +27,7 @@ module! {
 }
 
 struct KeyAgentModule {
+    device: Option<sys::chardev::Device<channel::Channel>>,
     hook: Option<sys::ftrace::ActorHook<broker::Broker>>,
     broker: Arc<broker::Broker>,
     isolation: Option<sys::ftrace::DomainIsolation>,
@@ -48,8 +51,14 @@ impl kernel::Module for KeyAgentModule {
         let hook = sys::ftrace::ActorHook::install(broker.clone()).inspect_err(|e| {
             pr_err!("cannot hook the request_key actor: {:?}\n", e);
         })?;
+        broker::Broker::publish(&broker);
+        let device = sys::chardev::Device::register().inspect_err(|e| {
+            broker::Broker::unpublish();
+            pr_err!("cannot register /dev/keyagent: {:?}\n", e);
+        })?;
         pr_info!("loaded: routing request_key() upcalls to registered agents\n");
         Ok(Self {
+            device: Some(device),
             hook: Some(hook),
             broker,
             isolation,
@@ -61,10 +70,13 @@ impl kernel::Module for KeyAgentModule {
 impl Drop for KeyAgentModule {
     fn drop(&mut self) {
         pr_info!("unloading\n");
-        // First the hook: no new construction reaches the module. Then the broker: pending
-        // constructions fail, and the caches agents answered into are flushed, before the
-        // isolation of dns_resolver lookups goes. The fields drop after this: the broker
-        // (which unregisters the key type, destroying every agent key), then the counters.
+        // First the device (no channel is open: open files hold the module), then the hook: no
+        // new construction reaches the module. Then the broker: pending constructions fail, and
+        // the caches agents answered into are flushed, before the isolation of dns_resolver
+        // lookups goes. The fields drop after this: the broker (which unregisters the key type,
+        // destroying every agent key), then the counters.
+        drop(self.device.take());
+        broker::Broker::unpublish();
         drop(self.hook.take());
         self.broker.shut_down();
         drop(self.isolation.take());

@@ -89,7 +89,9 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.agent.delivery().withdraw(&self.authkey);
+        self.agent
+            .delivery()
+            .withdraw(self.target.serial(), &self.authkey);
         self.agent.remove_pending();
     }
 }

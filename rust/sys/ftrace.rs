@@ -158,7 +158,10 @@ impl Ops {
         if let Err(e) = ret {
             // ftrace has failed (it reports that itself) and may still call the ops: keep the
             // ops, and let the caller keep what it can reach.
-            pr_err!("cannot remove an ftrace hook ({:?}): its memory stays allocated\n", e);
+            pr_err!(
+                "cannot remove an ftrace hook ({:?}): its memory stays allocated\n",
+                e
+            );
             core::mem::forget(ops);
             return false;
         }
@@ -348,7 +351,10 @@ impl DomainIsolation {
             let key = bindings::keyagent_ftrace_arg(fregs, 0) as *const bindings::key;
             let match_data = bindings::keyagent_ftrace_arg(fregs, 1) as *const c_void;
             if bindings::keyagent_search_crosses_domain(key, match_data) {
-                bindings::keyagent_ftrace_set_ip(fregs, bindings::keyagent_no_match as *const () as _);
+                bindings::keyagent_ftrace_set_ip(
+                    fregs,
+                    bindings::keyagent_no_match as *const () as _,
+                );
             }
         }
     }

@@ -183,6 +183,29 @@ impl Key {
         to_result(unsafe { bindings::key_unlink(self.as_ptr(), key.as_ptr()) })
     }
 
+    /// Instantiates a key under construction with `payload`, through its type's `preparse` and
+    /// `instantiate`, and disables `authkey`. Fails with the type's error if it refuses the
+    /// payload, with `EBUSY` if the key was instantiated in the meantime. May sleep.
+    pub(crate) fn instantiate(&self, payload: &[u8], authkey: &Key) -> Result {
+        // SAFETY: Both keys are valid; the payload is a readable slice; a null keyring means
+        // "link nowhere".
+        to_result(unsafe {
+            bindings::key_instantiate_and_link(
+                self.as_ptr(),
+                payload.as_ptr().cast(),
+                payload.len(),
+                core::ptr::null_mut(),
+                authkey.as_ptr(),
+            )
+        })
+    }
+
+    /// Makes the key expire `secs` seconds from now (0: never). May sleep.
+    pub(crate) fn set_timeout(&self, secs: u32) {
+        // SAFETY: The key is valid; `key_set_timeout()` takes the key's semaphore itself.
+        unsafe { bindings::key_set_timeout(self.as_ptr(), secs) }
+    }
+
     /// Fails a key under construction with `error`, negatively caching the failure for
     /// `timeout_secs`, and disables `authkey`. Does nothing if the key was instantiated in the
     /// meantime (returns `EBUSY`). May sleep.
@@ -201,6 +224,10 @@ impl Key {
         })
     }
 }
+
+/// A group id in the kernel's global id space (`kgid_t`).
+#[derive(Clone, Copy)]
+pub(crate) struct Kgid(pub(super) bindings::kgid_t);
 
 /// A user id in the kernel's global id space (`kuid_t`).
 #[derive(Clone, Copy, PartialEq, Eq)]

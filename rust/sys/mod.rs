@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Thin abstractions over the kernel interfaces keyagent needs and 6.12's kernel crate does not
 //! bind: keys and key types, authorisation keys, the ftrace hook, signals, namespaces, RCU,
-//! delayed work and debugfs. Every binding and every `unsafe` block of the module lives under this module; the
+//! delayed work, wait queues, the channel device and debugfs. Every binding and every `unsafe` block of the module lives under this module; the
 //! module's logic, outside it, is safe Rust.
 
 #[allow(
@@ -21,6 +21,8 @@ mod bindings {
     include!("bindings_generated.rs");
 }
 
+pub(crate) mod abi;
+pub(crate) mod chardev;
 pub(crate) mod debugfs;
 pub(crate) mod errno;
 pub(crate) mod ftrace;
@@ -32,6 +34,7 @@ pub(crate) mod rcu;
 pub(crate) mod request;
 pub(crate) mod task;
 pub(crate) mod time;
+pub(crate) mod wait;
 pub(crate) mod work;
 
 /// `si_code` of the signals sent to agents (from `include/keyagent.h`).

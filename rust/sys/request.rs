@@ -5,7 +5,7 @@
 
 use super::{
     bindings,
-    keys::{DomainTag, Key, Kuid},
+    keys::{DomainTag, Key, Kgid, Kuid},
     ns::{self, UserNamespace},
     task::{Pid, ThreadRef},
 };
@@ -140,6 +140,23 @@ impl<'a> Request<'a> {
     pub(crate) fn recorded_fsuid(&self) -> Kuid {
         // SAFETY: The authorisation record holds a count on the requester's credentials.
         Kuid(unsafe { (*self.rka().cred).fsuid })
+    }
+
+    /// The requester's filesystem gid as recorded with the request.
+    pub(crate) fn recorded_fsgid(&self) -> Kgid {
+        // SAFETY: As in `recorded_fsuid()`.
+        Kgid(unsafe { (*self.rka().cred).fsgid })
+    }
+
+    /// The callout information given to `request_key()`, empty if none.
+    pub(crate) fn callout(&self) -> &[u8] {
+        let rka = self.rka();
+        if rka.callout_info.is_null() {
+            return &[];
+        }
+        // SAFETY: The authorisation record owns its copy of the callout information, of
+        // `callout_len` bytes, for as long as it lives.
+        unsafe { core::slice::from_raw_parts(rka.callout_info.cast::<u8>(), rka.callout_len) }
     }
 
     /// Fails the construction with `error`, unless it has ended already. May sleep.

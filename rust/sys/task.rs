@@ -3,7 +3,7 @@
 
 use super::{
     bindings,
-    keys::{Key, Kuid},
+    keys::{Key, Kgid, Kuid},
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -26,6 +26,12 @@ impl Pid {
 
     fn as_ptr(&self) -> *mut bindings::pid {
         self.0.get()
+    }
+
+    /// A new owned reference to this pid.
+    pub(crate) fn to_owned(&self) -> ThreadRef {
+        // SAFETY: The pid is valid; `get_pid()` takes a new count on it and returns it.
+        ThreadRef(unsafe { NonNull::new_unchecked(bindings::keyagent_get_pid(self.as_ptr())) })
     }
 
     /// The pid number in the current task's pid namespace, 0 if it has none there.
@@ -111,5 +117,21 @@ impl Drop for ThreadRef {
     fn drop(&mut self) {
         // SAFETY: We own one count on the pid.
         unsafe { bindings::put_pid(self.0.as_ptr()) }
+    }
+}
+
+impl Kuid {
+    /// The id as the current task's user namespace sees it (the overflow uid if unmapped).
+    pub(crate) fn seen_by_current(self) -> u32 {
+        // SAFETY: Reads current's user namespace.
+        unsafe { bindings::keyagent_uid_seen_by_current(self.0) }
+    }
+}
+
+impl Kgid {
+    /// The id as the current task's user namespace sees it (the overflow gid if unmapped).
+    pub(crate) fn seen_by_current(self) -> u32 {
+        // SAFETY: Reads current's user namespace.
+        unsafe { bindings::keyagent_gid_seen_by_current(self.0) }
     }
 }
