@@ -158,12 +158,13 @@ echo "# agent key after 5 requests: $(agent_line "$agent_key")"
 same "module_counted_5_sent" "$sent" 5
 
 # A burst: the records of one read are answered together.
-i=1
+i=1 askers=
 while [ $i -le 24 ]; do
 	ask "kd-b:burst$i" "v$i" >$dir/burst.$i &
+	askers="$askers $!"
 	i=$((i + 1))
 done
-wait
+for pid in $askers; do wait $pid; done
 ok=1
 i=1
 while [ $i -le 24 ]; do
