@@ -15,7 +15,7 @@
 //! change nothing it accepts); their arguments may be quoted and hold inline
 //! substitutions.
 
-use crate::template::{Arg, Template};
+use crate::template::{Arg, Macro, Template};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -137,6 +137,44 @@ impl Rule {
         Some(wildness)
     }
 
+    /// Whether the line may be chosen for `operation` on a key of
+    /// `key_type`, whatever its description and callout information.
+    pub fn may_serve(&self, operation: &str, key_type: &str) -> bool {
+        wildcard_match(&self.patterns[0], operation.as_bytes()).is_some()
+            && wildcard_match(&self.patterns[1], key_type.as_bytes()).is_some()
+    }
+
+    /// What the line needs the construction's authority for, if anything:
+    /// a program that is not piped answers itself (keyctl instantiate,
+    /// reject, negate, as request-key's handlers do), `%S` is read from the
+    /// authorisation key, `%{TYPE:DESCRIPTION}` is looked up with it.
+    pub fn needs_authority(&self) -> Option<&'static str> {
+        let args = match &self.action {
+            Action::Run { piped: false, .. } => {
+                return Some("runs a program, which may answer with the construction's authority")
+            }
+            Action::Run { args, .. } => args,
+            Action::Instantiate(text) if text.uses(Macro::SessionKeyring) => {
+                return Some("substitutes %S, the keyring recorded in the construction's authority")
+            }
+            Action::Instantiate(_) | Action::Negate(_) => return None,
+        };
+        for arg in args {
+            match arg {
+                Arg::Macro(Macro::SessionKeyring) => {
+                    return Some(
+                        "substitutes %S, the keyring recorded in the construction's authority",
+                    )
+                }
+                Arg::KeySub { .. } => {
+                    return Some("looks up %{TYPE:DESCRIPTION} with the construction's authority")
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Short name for logs: origin and program.
     pub fn label(&self) -> String {
         format!("{} {}", self.origin, self.program)
@@ -198,6 +236,26 @@ impl Config {
             }
         }
         best
+    }
+
+    /// The first line that may serve a construction of `key_type` and needs
+    /// the construction's authority, and what for: a `create` line, or,
+    /// since a failed piped handler runs the best `negate` line, a `negate`
+    /// line when a piped `create` line may run.
+    pub fn needs_authority(&self, key_type: &str) -> Option<(&Rule, &'static str)> {
+        let create = || {
+            self.rules
+                .iter()
+                .filter(|r| r.may_serve(OP_CREATE, key_type))
+        };
+        let piped = create().any(|r| matches!(r.action, Action::Run { piped: true, .. }));
+        let negate = self
+            .rules
+            .iter()
+            .filter(|r| piped && r.may_serve(OP_NEGATE, key_type));
+        create()
+            .chain(negate)
+            .find_map(|rule| rule.needs_authority().map(|why| (rule, why)))
     }
 
     /// All lines that can be used, in reading order.
@@ -861,5 +919,63 @@ negate\t*\t*\t\t*\t\t/bin/keyctl negate %k 30 %S
             err.starts_with(&format!("{}: cannot read: ", missing.display())),
             "{err}"
         );
+    }
+
+    /// The origin of the line that keeps `key_type` off the channel.
+    fn authority_line(config: &Config, key_type: &str) -> Option<String> {
+        config
+            .needs_authority(key_type)
+            .map(|(rule, _)| rule.origin.clone())
+    }
+
+    #[test]
+    fn lines_that_need_the_authority() {
+        let lines = config(
+            "create user a:* * builtin:instantiate \"%t %c %T %P\"\n\
+             create user b:* * builtin:negate 5\n\
+             create user c:* * |/bin/cat %k %d %c\n\
+             create user d:* * |/bin/cat %S\n\
+             create user e:* * |/bin/cat %{user:x}\n\
+             create user f:* * /bin/keyctl instantiate %k x 0\n\
+             create user g:* * builtin:instantiate \"in %S\"\n",
+        );
+        let why: Vec<Option<&str>> = lines.rules().iter().map(Rule::needs_authority).collect();
+        assert_eq!(why[..3], [None, None, None]);
+        assert!(why[3].unwrap().contains("%S"));
+        assert!(why[4].unwrap().contains("%{TYPE:DESCRIPTION}"));
+        assert!(why[5].unwrap().contains("runs a program"));
+        assert!(why[6].unwrap().contains("%S"));
+    }
+
+    #[test]
+    fn types_whose_lines_need_the_authority() {
+        // The stock configuration answers with keyctl for every type (its
+        // negate line runs when the piped |/bin/cat fails).
+        let stock = config(STOCK);
+        assert_eq!(authority_line(&stock, "user").as_deref(), Some("f:2"));
+        assert_eq!(
+            authority_line(&stock, "dns_resolver").as_deref(),
+            Some("f:1")
+        );
+        assert_eq!(authority_line(&stock, "logon"), None);
+        assert_eq!(authority_line(&Config::builtin_default(), "user"), None);
+
+        let mixed = config(
+            "create user * * builtin:instantiate %c\n\
+             create logon * * |/bin/cat\n\
+             negate * * * /bin/keyctl negate %k 30 %S\n\
+             create big_key * * builtin:negate\n\
+             negate big_key * * builtin:negate\n\
+             c* ceph * * /sbin/ceph-handler %k\n\
+             delete rxrpc * * /bin/whatever\n",
+        );
+        // Builtins only: the negate line never runs.
+        assert_eq!(authority_line(&mixed, "user"), None);
+        // A piped line, and a negate line with keyctl for its failures.
+        assert_eq!(authority_line(&mixed, "logon").as_deref(), Some("f:3"));
+        assert_eq!(authority_line(&mixed, "big_key"), None);
+        // OP is a pattern too; a line whose OP never matches is never used.
+        assert_eq!(authority_line(&mixed, "ceph").as_deref(), Some("f:6"));
+        assert_eq!(authority_line(&mixed, "rxrpc"), None);
     }
 }

@@ -1,8 +1,9 @@
 //! The agent: registration, the event loop, handlers and shutdown.
 
+use crate::channel::{self, Answer, Channel, Record, Verdict};
 use crate::config::{Action, Config, Rule, Source, OP_CREATE, OP_NEGATE};
-use crate::delivery::{Event, Notice, SignalDelivery};
-use crate::keys::{self, Authority, Serial};
+use crate::delivery::{Choice, Event, Notice, SignalDelivery, Via};
+use crate::keys::{self, Agent, Authority, Serial};
 use crate::notify;
 use crate::runner::{HandlerEnd, Limiter, OutputLine, Process, Stream, PAYLOAD_MAX};
 use crate::spawn::{self, Spawner};
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Error for constructions pending when the daemon stops.
@@ -61,6 +63,8 @@ pub struct Settings {
     pub links: Vec<Serial>,
     /// Handlers get the daemon's environment, not the kernel's.
     pub keep_env: bool,
+    /// How constructions are asked to arrive.
+    pub delivery: Choice,
     pub signal: i32,
     /// Also serve the kernel's own constructions in this network namespace.
     pub net_scope: bool,
@@ -83,6 +87,87 @@ struct Job {
     request: Request,
     rule: Rule,
     received: Instant,
+    /// How it arrived, so how it is answered.
+    via: Via,
+}
+
+/// One of the daemon's agent keys.
+struct AgentKey {
+    key_type: String,
+    serial: Serial,
+    via: Via,
+}
+
+/// How the daemon answers one construction.
+enum Answerer {
+    /// With keyctl, the construction's authority assumed by this thread.
+    Authority(Authority),
+    /// By a write to the channel it was read from.
+    Channel(Rc<Channel>, Serial),
+}
+
+impl Answerer {
+    /// Gives the verdict. The daemon's keys never expire: an instantiation's
+    /// timeout is 0.
+    fn give(&self, verdict: &Verdict) -> Result<(), Errno> {
+        match self {
+            Answerer::Authority(authority) => match verdict {
+                Verdict::Instantiate { payload, .. } => authority.instantiate(payload),
+                Verdict::Reject { error, timeout } => authority.reject(*timeout, *error),
+                Verdict::Negate { timeout } => authority.reject(*timeout, Errno::ENOKEY),
+            },
+            Answerer::Channel(channel, serial) => channel.answer(&answer(*serial, verdict.clone())),
+        }
+    }
+
+    fn instantiate(&self, payload: &[u8]) -> Result<(), Errno> {
+        match self {
+            Answerer::Authority(authority) => authority.instantiate(payload),
+            Answerer::Channel(channel, serial) => channel.answer(&answer(
+                *serial,
+                Verdict::Instantiate {
+                    payload: payload.to_vec(),
+                    timeout: 0,
+                },
+            )),
+        }
+    }
+
+    fn reject(&self, timeout: u32, error: Errno) -> Result<(), Errno> {
+        self.give(&Verdict::Reject { error, timeout })
+    }
+}
+
+/// The channel's answer record for a verdict; a rejection with ENOKEY is a
+/// negation, as keyctl_negate() is keyctl_reject() with ENOKEY.
+fn answer(serial: Serial, verdict: Verdict) -> Answer {
+    let verdict = match verdict {
+        Verdict::Reject {
+            error: Errno::ENOKEY,
+            timeout,
+        } => Verdict::Negate { timeout },
+        other => other,
+    };
+    Answer { serial, verdict }
+}
+
+/// An answer the daemon gives without a handler, and the words its log
+/// line's outcome starts with.
+struct Reply {
+    verdict: Verdict,
+    prefix: String,
+}
+
+/// What a reply to a channel record is about, for its log line.
+enum About {
+    Request {
+        level: log::Level,
+        request: Request,
+        label: String,
+        received: Instant,
+    },
+    /// A record that could not be read.
+    Record { serial: Serial, problem: String },
 }
 
 /// A handler process and the construction it answers.
@@ -95,11 +180,28 @@ struct Handler {
     settled: bool,
 }
 
+/// What `Daemon::wait` found ready.
+#[derive(Default)]
+struct Ready {
+    /// A signal waits.
+    signal: bool,
+    /// Records wait on the channel.
+    channel: bool,
+    /// Handler streams to service.
+    streams: Vec<(Pid, Stream)>,
+}
+
 struct Daemon {
     settings: Settings,
     delivery: SignalDelivery,
+    /// The module's channel, once a type is served through it; open until
+    /// the daemon exits.
+    channel: Option<Rc<Channel>>,
+    /// The module offers no channel.
+    channel_unavailable: bool,
+    read_buffer: Vec<u8>,
     spawner: Spawner,
-    agent_keys: Vec<(String, Serial)>,
+    agent_keys: Vec<AgentKey>,
     handlers: HashMap<Pid, Handler>,
     /// Exited handlers whose output pipe is still open (their own children
     /// hold it): read until it ends, so that those children never get SIGPIPE.
@@ -130,6 +232,9 @@ pub fn run(settings: Settings) -> Result<i32, String> {
     let mut daemon = Daemon {
         settings,
         delivery,
+        channel: None,
+        channel_unavailable: false,
+        read_buffer: vec![0; channel::READ_BUFFER],
         spawner,
         agent_keys: Vec::new(),
         handlers: HashMap::new(),
@@ -178,22 +283,26 @@ impl Daemon {
             Err(err) => warn!("cannot create a process keyring before registering: {err}"),
         }
         for key_type in self.settings.types.clone() {
-            match keys::register_agent(&key_type, self.settings.signal, self.settings.net_scope) {
-                Ok(serial) => self.agent_keys.push((key_type, serial)),
-                Err(err) => {
-                    return Err(format!(
-                        "cannot register as the agent for key type \"{key_type}\" (signal {}): {}",
-                        self.settings.signal,
-                        keys::explain_registration_error(err, self.settings.net_scope)
-                    ));
-                }
+            let (via, why) = self.delivery_for(&key_type)?;
+            if let Some(why) = why {
+                info!(
+                    "{key_type}: delivered by signal {}: {why}",
+                    self.settings.signal
+                );
             }
+            let serial = self.register_type(&key_type, via)?;
+            self.agent_keys.push(AgentKey {
+                key_type,
+                serial,
+                via,
+            });
         }
         for keyring in self.settings.links.clone() {
-            for (key_type, serial) in &self.agent_keys {
-                keys::link(*serial, keyring).map_err(|err| {
+            for agent in &self.agent_keys {
+                keys::link(agent.serial, keyring).map_err(|err| {
                     format!(
-                        "cannot link agent key {serial} ({key_type}) into keyring {keyring}: {err}"
+                        "cannot link agent key {} ({}) into keyring {keyring}: {err}",
+                        agent.serial, agent.key_type
                     )
                 })?;
             }
@@ -201,17 +310,23 @@ impl Daemon {
         let summary: Vec<String> = self
             .agent_keys
             .iter()
-            .map(|(key_type, serial)| format!("{key_type} (agent key {serial})"))
+            .map(|agent| {
+                format!(
+                    "{} (agent key {}, {})",
+                    agent.key_type,
+                    agent.serial,
+                    self.describe_via(agent.via)
+                )
+            })
             .collect();
         info!(
-            "serving {}{} with signal {}; {} handler line(s), at most {} handler(s) at once{}",
+            "serving {}{}; {} handler line(s), at most {} handler(s) at once{}",
             summary.join(", "),
             if self.settings.net_scope {
                 " and the kernel's requests in this network namespace"
             } else {
                 ""
             },
-            self.settings.signal,
             self.settings.config.rules().len(),
             self.settings.max_handlers,
             if self.settings.dry_run {
@@ -223,11 +338,144 @@ impl Daemon {
         Ok(())
     }
 
+    /// How a delivery is named in logs.
+    fn describe_via(&self, via: Via) -> String {
+        match via {
+            Via::Signal => format!("signal {}", self.settings.signal),
+            Via::Channel => format!("channel {}", channel::DEVICE),
+        }
+    }
+
+    /// How constructions of `key_type` should reach the daemon under the
+    /// current configuration, and why by signal when the channel was asked
+    /// for. Opens the channel the first time a type can use it; errors are
+    /// failures to open it other than its absence.
+    fn delivery_for(&mut self, key_type: &str) -> Result<(Via, Option<String>), String> {
+        if self.settings.delivery == Choice::Signal {
+            return Ok((Via::Signal, None));
+        }
+        if let Some((rule, why)) = self.settings.config.needs_authority(key_type) {
+            return Ok((
+                Via::Signal,
+                Some(format!(
+                    "the line {} {why}: the channel keeps the authority in the module",
+                    rule.label()
+                )),
+            ));
+        }
+        if self.channel.is_some() {
+            return Ok((Via::Channel, None));
+        }
+        if self.channel_unavailable {
+            return Ok((Via::Signal, None));
+        }
+        match Channel::open() {
+            Ok(opened) => {
+                debug!(
+                    "opened {} as descriptor {}",
+                    channel::DEVICE,
+                    opened.raw_fd()
+                );
+                self.channel = Some(Rc::new(opened));
+                Ok((Via::Channel, None))
+            }
+            Err(err) if channel::unavailable(err) => {
+                info!(
+                    "{}: {err}: the keyagent module offers no channel; delivering by signal {}",
+                    channel::DEVICE,
+                    self.settings.signal
+                );
+                self.channel_unavailable = true;
+                Ok((Via::Signal, None))
+            }
+            Err(err) => Err(format!(
+                "cannot open {}: {err} (--delivery signal does without it)",
+                channel::DEVICE
+            )),
+        }
+    }
+
+    /// Adds the agent key for `key_type`.
+    fn register_type(&self, key_type: &str, via: Via) -> Result<Serial, String> {
+        let agent = match via {
+            Via::Signal => Agent::Signal(self.settings.signal),
+            Via::Channel => Agent::Channel(self.channel.as_ref().expect("open").raw_fd()),
+        };
+        keys::register_agent(key_type, agent, self.settings.net_scope).map_err(|err| {
+            format!(
+                "cannot register as the agent for key type \"{key_type}\" ({}): {}",
+                self.describe_via(via),
+                keys::explain_registration_error(err, self.settings.net_scope)
+            )
+        })
+    }
+
+    /// After a reload: moves each type whose lines now need another delivery
+    /// to it, with a new agent key.
+    fn redeliver(&mut self) {
+        for index in 0..self.agent_keys.len() {
+            let key_type = self.agent_keys[index].key_type.clone();
+            let current = self.agent_keys[index].via;
+            match self.delivery_for(&key_type) {
+                Ok((via, _)) if via == current => {}
+                Ok((via, why)) => self.replace_agent_key(index, via, why),
+                Err(err) => error!("SIGHUP: {key_type}: {err}; still delivered by {current}"),
+            }
+        }
+    }
+
+    /// Replaces the agent key of `agent_keys[index]` by one for `via`: the
+    /// new key replaces the old one in the session keyring and the --link
+    /// keyrings, and the old one is invalidated. Constructions already
+    /// handed over the old way are still answered that way.
+    fn replace_agent_key(&mut self, index: usize, via: Via, why: Option<String>) {
+        let AgentKey {
+            key_type,
+            serial: old,
+            via: old_via,
+        } = &self.agent_keys[index];
+        let (key_type, old, old_via) = (key_type.clone(), *old, *old_via);
+        // The process keyring keeps the old key possessed, so that it can be
+        // invalidated once it is linked nowhere else.
+        let kept = keys::link(old, libc::KEY_SPEC_PROCESS_KEYRING);
+        if let Err(err) = &kept {
+            debug!("cannot keep agent key {old} in the process keyring: {err}");
+        }
+        let serial = match self.register_type(&key_type, via) {
+            Ok(serial) => serial,
+            Err(err) => {
+                if kept.is_ok() {
+                    let _ = keys::unlink(old, libc::KEY_SPEC_PROCESS_KEYRING);
+                }
+                error!("SIGHUP: {err}; {key_type} still delivered by {old_via}");
+                return;
+            }
+        };
+        for keyring in self.settings.links.clone() {
+            if let Err(err) = keys::link(serial, keyring) {
+                warn!("SIGHUP: cannot link agent key {serial} ({key_type}) into keyring {keyring}: {err}");
+            }
+        }
+        if let Err(err) = keys::retire_agent_key(old) {
+            warn!("SIGHUP: cannot invalidate the replaced agent key {old} ({key_type}): {err}");
+        }
+        info!(
+            "SIGHUP: {key_type}: now delivered by {} (agent key {serial}, replacing {old}){}",
+            self.describe_via(via),
+            why.map(|why| format!(": {why}")).unwrap_or_default()
+        );
+        self.agent_keys[index] = AgentKey {
+            key_type,
+            serial,
+            via,
+        };
+    }
+
     /// Prints `TYPE SERIAL` for each agent key on stdout.
     fn announce(&self) {
         let mut stdout = std::io::stdout().lock();
-        for (key_type, serial) in &self.agent_keys {
-            let _ = writeln!(stdout, "{key_type} {serial}");
+        for agent in &self.agent_keys {
+            let _ = writeln!(stdout, "{} {}", agent.key_type, agent.serial);
         }
         if let Err(err) = stdout.flush() {
             warn!("cannot write the agent keys to stdout: {err}");
@@ -262,11 +510,15 @@ impl Daemon {
                 return Ok(0);
             }
             let streams = self.streams();
-            // With no handler running, nothing is due but signals: block in
-            // read() itself, one system call per signal instead of two.
-            let (signal_ready, ready_streams) =
-                if streams.is_empty() && self.next_deadline().is_none() {
-                    (true, Vec::new())
+            // With no handler running and no channel, nothing is due but
+            // signals: block in read() itself, one system call per signal
+            // instead of two.
+            let ready =
+                if self.channel.is_none() && streams.is_empty() && self.next_deadline().is_none() {
+                    Ready {
+                        signal: true,
+                        ..Ready::default()
+                    }
                 } else {
                     match self.wait(&streams) {
                         Ok(ready) => ready,
@@ -276,10 +528,16 @@ impl Daemon {
                         }
                     }
                 };
-            for (pid, stream) in ready_streams {
+            for (pid, stream) in ready.streams {
                 self.service(pid, stream);
             }
-            if signal_ready {
+            if ready.channel {
+                if let Err(err) = self.read_channel() {
+                    self.shutdown();
+                    return Err(err);
+                }
+            }
+            if ready.signal {
                 match self.delivery.next() {
                     Ok(event) => self.on_event(event),
                     Err(err) => {
@@ -308,9 +566,10 @@ impl Daemon {
         streams
     }
 
-    /// Polls the delivery and the handler streams until one is ready or the
-    /// next deadline; returns whether an event waits and the ready streams.
-    fn wait(&self, streams: &[(Pid, RawFd, Stream)]) -> Result<(bool, Vec<(Pid, Stream)>), Errno> {
+    /// Polls the signals, the channel and the handler streams until one is
+    /// ready or the next deadline; returns whether a signal waits, whether
+    /// records do, and the ready streams.
+    fn wait(&self, streams: &[(Pid, RawFd, Stream)]) -> Result<Ready, Errno> {
         let timeout = match self.next_deadline() {
             None => PollTimeout::NONE,
             Some(deadline) => {
@@ -321,6 +580,10 @@ impl Daemon {
             }
         };
         let mut fds = vec![PollFd::new(self.delivery.fd(), PollFlags::POLLIN)];
+        if let Some(channel) = &self.channel {
+            fds.push(PollFd::new(channel.fd(), PollFlags::POLLIN));
+        }
+        let first_stream = fds.len();
         for (_, fd, stream) in streams {
             // SAFETY: the descriptors belong to self.handlers, which is not
             // changed while `fds` lives.
@@ -333,18 +596,23 @@ impl Daemon {
         }
         match poll(&mut fds, timeout) {
             Ok(_) => {}
-            Err(Errno::EINTR) => return Ok((false, Vec::new())),
+            Err(Errno::EINTR) => return Ok(Ready::default()),
             Err(err) => return Err(err),
         }
         let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
         let signal_ready = ready(&fds[0]);
+        let channel_ready = first_stream > 1 && ready(&fds[1]);
         let ready_streams = streams
             .iter()
-            .zip(&fds[1..])
+            .zip(&fds[first_stream..])
             .filter(|(_, fd)| ready(fd))
             .map(|((pid, _, stream), _)| (*pid, *stream))
             .collect();
-        Ok((signal_ready, ready_streams))
+        Ok(Ready {
+            signal: signal_ready,
+            channel: channel_ready,
+            streams: ready_streams,
+        })
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -396,6 +664,7 @@ impl Daemon {
                     self.settings.config.rules().len()
                 );
                 self.settings.config = config;
+                self.redeliver();
             }
             Err(err) => error!("SIGHUP: {err}; keeping the previous configuration"),
         }
@@ -416,12 +685,89 @@ impl Daemon {
     }
 
     /// Rejects the construction unless it has already ended; says what happened.
-    fn reject(&self, authority: &Authority, why: Unanswered) -> String {
+    fn reject(&self, answerer: &Answerer, why: Unanswered) -> String {
         let (error, timeout) = self.failure(why);
-        reject_with(authority, timeout, error)
+        reject_with(answerer, timeout, error)
     }
 
-    /// Handles one construction the module handed to this daemon.
+    /// The reply failing a construction nobody answered.
+    fn failure_reply(&self, why: Unanswered, prefix: String) -> Reply {
+        let (error, timeout) = self.failure(why);
+        Reply {
+            verdict: Verdict::Reject { error, timeout },
+            prefix,
+        }
+    }
+
+    /// Says what became of a reply given with `result`; a failed
+    /// instantiation is followed by a rejection.
+    fn outcome(&self, answerer: &Answerer, reply: &Reply, result: Result<(), Errno>) -> String {
+        let what = match (&reply.verdict, result) {
+            (Verdict::Instantiate { .. }, Ok(())) => "instantiated".to_string(),
+            (Verdict::Instantiate { .. }, Err(err)) => format!(
+                "instantiate failed ({err:?}); {}",
+                self.reject(answerer, Unanswered::Failed)
+            ),
+            (Verdict::Negate { timeout }, Ok(())) => format!("negated for {timeout}s"),
+            (Verdict::Negate { .. }, Err(err)) => format!("negate failed ({err:?})"),
+            (Verdict::Reject { error, timeout }, result) => rejected(*error, *timeout, result),
+        };
+        format!("{}{what}", reply.prefix)
+    }
+
+    /// Gives a reply now and logs the request's line.
+    fn answer_now(
+        &self,
+        answerer: &Answerer,
+        request: &Request,
+        label: &str,
+        reply: Reply,
+        level: log::Level,
+        received: Instant,
+    ) {
+        let result = answerer.give(&reply.verdict);
+        let outcome = self.outcome(answerer, &reply, result);
+        log_request(level, request, label, &outcome, received);
+    }
+
+    /// The answer of a `builtin:` line (in a dry run, the failure).
+    fn builtin_reply(&self, job: &Job) -> Reply {
+        if self.settings.dry_run {
+            return self.failure_reply(
+                Unanswered::Handler(HandlerEnd::Exited(0)),
+                "dry run, not run; ".to_string(),
+            );
+        }
+        let verdict = match &job.rule.action {
+            Action::Instantiate(text) => Verdict::Instantiate {
+                payload: text.expand(&job.request),
+                timeout: 0,
+            },
+            Action::Negate(timeout) => Verdict::Negate {
+                timeout: timeout.unwrap_or(self.settings.negative_timeout),
+            },
+            Action::Run { .. } => unreachable!("not a builtin"),
+        };
+        Reply {
+            verdict,
+            prefix: String::new(),
+        }
+    }
+
+    /// The reply to a construction read from the channel whose line needs
+    /// the authority the module keeps (its type was registered for the
+    /// channel under an earlier configuration).
+    fn no_authority_reply(&self, why: &str) -> Reply {
+        self.failure_reply(
+            Unanswered::Failed,
+            format!(
+                "the line {why}: the channel keeps the authority in the module (the configuration \
+                 changed after this construction was handed over); "
+            ),
+        )
+    }
+
+    /// Handles one construction the module signalled.
     fn on_request(&mut self, notice: Notice) {
         let Notice { serial, pid, uid } = notice;
         let received = Instant::now();
@@ -435,10 +781,12 @@ impl Daemon {
                 return;
             }
         };
-        let request = match gather_request(&authority, notice) {
+        let request = gather_request(&authority, notice);
+        let answerer = Answerer::Authority(authority);
+        let request = match request {
             Ok(request) => request,
             Err(err) => {
-                let outcome = self.reject(&authority, Unanswered::Failed);
+                let outcome = self.reject(&answerer, Unanswered::Failed);
                 error!("key {serial} from pid {pid} uid {uid}: cannot read the request ({err}); {outcome}");
                 return;
             }
@@ -454,11 +802,8 @@ impl Daemon {
             &request.description,
             &request.callout,
         ) else {
-            let outcome = format!(
-                "no matching handler; {}",
-                self.reject(&authority, Unanswered::NoLine)
-            );
-            log_request(log::Level::Warn, &request, "-", &outcome, received);
+            let reply = self.failure_reply(Unanswered::NoLine, "no matching handler; ".into());
+            self.answer_now(&answerer, &request, "-", reply, log::Level::Warn, received);
             return;
         };
         debug!(
@@ -469,12 +814,130 @@ impl Daemon {
             request,
             rule: rule.clone(),
             received,
+            via: Via::Signal,
         };
         if !matches!(job.rule.action, Action::Run { .. }) {
-            self.run_builtin(&authority, &job);
+            self.run_builtin(&answerer, &job);
             return;
         }
-        drop(authority);
+        drop(answerer);
+        self.submit(job);
+    }
+
+    /// Reads the records waiting on the channel and handles them; the
+    /// answers given at once go back in one write.
+    fn read_channel(&mut self) -> Result<(), String> {
+        let Some(channel) = self.channel.clone() else {
+            return Ok(());
+        };
+        let records = match channel.read(&mut self.read_buffer) {
+            Ok(records) => records,
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(err) => return Err(format!("reading {}: {err}", channel::DEVICE)),
+        };
+        let mut replies = Vec::new();
+        for record in records {
+            match record {
+                Ok(record) => replies.extend(self.on_record(record)),
+                Err(err) => {
+                    error!("{}: {err}", channel::DEVICE);
+                    if let Some(serial) = err.serial {
+                        let problem = format!("unreadable record ({})", err.reason);
+                        let reply = self.failure_reply(Unanswered::Failed, String::new());
+                        replies.push((serial, reply, About::Record { serial, problem }));
+                    }
+                }
+            }
+        }
+        self.give_replies(&channel, replies);
+        Ok(())
+    }
+
+    /// Handles one construction read from the channel: returns the reply to
+    /// give at once, or starts (or queues) its handler.
+    fn on_record(&mut self, record: Record) -> Option<(Serial, Reply, About)> {
+        let received = Instant::now();
+        let request = request_from_record(&record);
+        let serial = request.serial;
+        debug!(
+            "key {serial}: from the channel{}: callout {:?}",
+            if record.by_kernel() {
+                " (the kernel's own request)"
+            } else {
+                ""
+            },
+            String::from_utf8_lossy(&request.callout)
+        );
+        let about = |level, request, label| About::Request {
+            level,
+            request,
+            label,
+            received,
+        };
+        let Some((rule, wildness)) = self.settings.config.find(
+            OP_CREATE,
+            &request.key_type,
+            &request.description,
+            &request.callout,
+        ) else {
+            let reply = self.failure_reply(Unanswered::NoLine, "no matching handler; ".into());
+            return Some((serial, reply, about(log::Level::Warn, request, "-".into())));
+        };
+        debug!(
+            "key {serial}: {} matches, wildness {wildness:?}",
+            rule.origin
+        );
+        let label = rule.label();
+        if let Some(why) = rule.needs_authority() {
+            let reply = self.no_authority_reply(why);
+            return Some((serial, reply, about(log::Level::Warn, request, label)));
+        }
+        let job = Job {
+            request,
+            rule: rule.clone(),
+            received,
+            via: Via::Channel,
+        };
+        if !matches!(job.rule.action, Action::Run { .. }) {
+            let reply = self.builtin_reply(&job);
+            return Some((serial, reply, about(log::Level::Info, job.request, label)));
+        }
+        self.submit(job);
+        None
+    }
+
+    /// Gives the replies to channel records in as few writes as fit, and
+    /// logs each.
+    fn give_replies(&self, channel: &Rc<Channel>, replies: Vec<(Serial, Reply, About)>) {
+        if replies.is_empty() {
+            return;
+        }
+        let answers: Vec<Answer> = replies
+            .iter()
+            .map(|(serial, reply, _)| answer(*serial, reply.verdict.clone()))
+            .collect();
+        let results = channel.answer_all(&answers);
+        for ((serial, reply, about), result) in replies.into_iter().zip(results) {
+            let answerer = Answerer::Channel(channel.clone(), serial);
+            let outcome = self.outcome(&answerer, &reply, result);
+            match about {
+                About::Request {
+                    level,
+                    request,
+                    label,
+                    received,
+                } => log_request(level, &request, &label, &outcome, received),
+                About::Record { serial, problem } => {
+                    error!("key {serial}: {problem}; {outcome}")
+                }
+            }
+        }
+    }
+
+    /// A construction whose handler is to run: starts it if a slot is free,
+    /// else queues it.
+    fn submit(&mut self, job: Job) {
+        let serial = job.request.serial;
         if let Some(job) = self.limiter.submit(job) {
             self.start_in_slot(job);
         } else {
@@ -487,34 +950,31 @@ impl Daemon {
     }
 
     /// Runs a `builtin:` line.
-    fn run_builtin(&self, authority: &Authority, job: &Job) {
-        let request = &job.request;
-        let label = job.rule.label();
-        let outcome = if self.settings.dry_run {
-            format!(
-                "dry run, not run; {}",
-                self.reject(authority, Unanswered::Handler(HandlerEnd::Exited(0)))
-            )
-        } else {
-            match &job.rule.action {
-                Action::Instantiate(text) => match authority.instantiate(&text.expand(request)) {
-                    Ok(()) => "instantiated".to_string(),
-                    Err(err) => format!(
-                        "instantiate failed ({err:?}); {}",
-                        self.reject(authority, Unanswered::Failed)
-                    ),
-                },
-                Action::Negate(timeout) => {
-                    let timeout = timeout.unwrap_or(self.settings.negative_timeout);
-                    match authority.reject(timeout, Errno::ENOKEY) {
-                        Ok(()) => format!("negated for {timeout}s"),
-                        Err(err) => format!("negate failed ({err:?})"),
-                    }
-                }
-                Action::Run { .. } => unreachable!("not a builtin"),
-            }
-        };
-        log_request(log::Level::Info, request, &label, &outcome, job.received);
+    fn run_builtin(&self, answerer: &Answerer, job: &Job) {
+        let reply = self.builtin_reply(job);
+        self.answer_now(
+            answerer,
+            &job.request,
+            &job.rule.label(),
+            reply,
+            log::Level::Info,
+            job.received,
+        );
+    }
+
+    /// How to answer a construction that arrived `via`: for a signalled
+    /// one, its authority, assumed (an error once the construction has
+    /// ended).
+    fn answerer(&self, serial: Serial, via: Via) -> Result<Answerer, Errno> {
+        match via {
+            Via::Signal => Authority::assume(serial).map(Answerer::Authority),
+            Via::Channel => Ok(Answerer::Channel(
+                self.channel
+                    .clone()
+                    .expect("constructions read from the channel"),
+                serial,
+            )),
+        }
     }
 
     /// Starts `job`, which holds a handler slot; if it cannot start, the
@@ -534,8 +994,8 @@ impl Daemon {
     fn start(&mut self, job: Job) -> bool {
         let serial = job.request.serial;
         let label = job.rule.label();
-        let authority = match Authority::assume(serial) {
-            Ok(authority) => authority,
+        let authority = match self.answerer(serial, job.via) {
+            Ok(answerer) => answerer,
             Err(err) => {
                 warn!(
                     "key {serial}: construction ended before its handler {label} started ({err:?}; \
@@ -545,6 +1005,20 @@ impl Daemon {
                 return false;
             }
         };
+        if job.via == Via::Channel {
+            if let Some(why) = job.rule.needs_authority() {
+                let reply = self.no_authority_reply(why);
+                self.answer_now(
+                    &authority,
+                    &job.request,
+                    &label,
+                    reply,
+                    log::Level::Warn,
+                    job.received,
+                );
+                return false;
+            }
+        }
         if !matches!(job.rule.action, Action::Run { .. }) {
             self.run_builtin(&authority, &job);
             return false;
@@ -592,7 +1066,8 @@ impl Daemon {
             );
             return false;
         }
-        // The child inherits the authority assumed above.
+        // A signalled construction's handler inherits the authority assumed
+        // above; a handler for the channel has none.
         match self.spawner.handler(path, &argv, *piped) {
             Ok((pid, io)) => {
                 debug!("key {serial}: handler pid {pid}: {label} {argv:?}");
@@ -736,7 +1211,10 @@ impl Daemon {
         let log = |level, outcome: &str| {
             log_request(level, &job.request, &label, outcome, job.received);
         };
-        let Ok(authority) = Authority::assume(job.request.serial) else {
+        // Whether a handler answered itself shows when the authority can
+        // no longer be assumed. A channel construction's handler cannot
+        // answer itself (it has no authority), and is piped.
+        let Ok(authority) = self.answerer(job.request.serial, job.via) else {
             log(log::Level::Info, &format!("answered (handler {end})"));
             return None;
         };
@@ -815,6 +1293,7 @@ impl Daemon {
                     request,
                     rule: rule.clone(),
                     received: job.received,
+                    via: job.via,
                 })
             }
         }
@@ -844,7 +1323,10 @@ impl Daemon {
     }
 
     fn retire_agent_keys(&mut self) {
-        for (key_type, serial) in self.agent_keys.drain(..) {
+        for AgentKey {
+            key_type, serial, ..
+        } in self.agent_keys.drain(..)
+        {
             match keys::retire_agent_key(serial) {
                 Ok(()) => debug!("invalidated agent key {serial} ({key_type})"),
                 Err(err) => warn!("cannot invalidate agent key {serial} ({key_type}): {err}"),
@@ -872,7 +1354,7 @@ impl Daemon {
             }
             handler.settled = true;
             let handler = &self.handlers[&pid];
-            let outcome = match Authority::assume(handler.job.request.serial) {
+            let outcome = match self.answerer(handler.job.request.serial, handler.job.via) {
                 Err(_) => "answered".to_string(),
                 Ok(authority) => format!(
                     "daemon stopping, handler killed; {}",
@@ -888,20 +1370,23 @@ impl Daemon {
             );
         }
         for job in self.limiter.drain() {
-            self.cancel(job.request.serial);
+            self.cancel(job.request.serial, job.via);
         }
 
         // Requests signalled but not read yet.
         while self.delivery.ready() {
             match self.delivery.next() {
-                Ok(Event::Construction(notice)) => self.cancel(notice.serial),
+                Ok(Event::Construction(notice)) => self.cancel(notice.serial, Via::Signal),
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
+        // Records not read yet; what is queued after this fails with
+        // EOWNERDEAD when the channel is closed.
+        self.cancel_unread_records();
         // Anything else this process still holds an authorisation key for.
         for serial in keys::constructions_in_process_keyring() {
-            self.cancel(serial);
+            self.cancel(serial, Via::Signal);
         }
 
         let give_up = Instant::now() + REAP_GRACE;
@@ -921,21 +1406,92 @@ impl Daemon {
     }
 
     /// Rejects a pending construction with ECANCELED, if it is still pending.
-    fn cancel(&self, serial: Serial) {
-        if let Ok(authority) = Authority::assume(serial) {
+    fn cancel(&self, serial: Serial, via: Via) {
+        let Ok(answerer) = self.answerer(serial, via) else {
+            return;
+        };
+        let timeout = self.settings.negative_timeout;
+        match answerer.reject(timeout, ERROR_STOPPING) {
+            // The channel tells only now that it has ended.
+            Err(Errno::ENOENT) if via == Via::Channel => {
+                debug!("key {serial}: daemon stopping; construction already ended")
+            }
+            result => warn!(
+                "key {serial}: daemon stopping; {}",
+                rejected(ERROR_STOPPING, timeout, result)
+            ),
+        }
+    }
+
+    /// Rejects with ECANCELED every construction waiting on the channel.
+    fn cancel_unread_records(&mut self) {
+        let Some(channel) = self.channel.clone() else {
+            return;
+        };
+        let mut serials = Vec::new();
+        while let Ok(records) = channel.read(&mut self.read_buffer) {
+            let before = serials.len();
+            serials.extend(records.iter().filter_map(|record| match record {
+                Ok(record) => Some(record.serial),
+                Err(err) => err.serial,
+            }));
+            if serials.len() == before {
+                break;
+            }
+        }
+        let timeout = self.settings.negative_timeout;
+        let verdict = Verdict::Reject {
+            error: ERROR_STOPPING,
+            timeout,
+        };
+        let answers: Vec<Answer> = serials
+            .iter()
+            .map(|&serial| answer(serial, verdict.clone()))
+            .collect();
+        for (serial, result) in serials.iter().zip(channel.answer_all(&answers)) {
             warn!(
                 "key {serial}: daemon stopping; {}",
-                reject_with(&authority, self.settings.negative_timeout, ERROR_STOPPING)
+                rejected(ERROR_STOPPING, timeout, result)
             );
         }
     }
 }
 
 /// Rejects; says what happened.
-fn reject_with(authority: &Authority, timeout: u32, error: Errno) -> String {
-    match authority.reject(timeout, error) {
+fn reject_with(answerer: &Answerer, timeout: u32, error: Errno) -> String {
+    rejected(error, timeout, answerer.reject(timeout, error))
+}
+
+/// Says what became of a rejection.
+fn rejected(error: Errno, timeout: u32, result: Result<(), Errno>) -> String {
+    match result {
         Ok(()) => format!("rejected with {error:?} for {timeout}s"),
         Err(err) => format!("could not reject with {error:?}: {err:?}"),
+    }
+}
+
+/// What the handlers need to know about a construction read from the
+/// channel: all of it is in the record. `%S` is 0 (lines using it are
+/// served by signal: see `Rule::needs_authority`).
+fn request_from_record(record: &Record) -> Request {
+    let mut callout = record.callout.clone();
+    // request-key reads it as a C string.
+    if let Some(nul) = callout.iter().position(|&b| b == 0) {
+        callout.truncate(nul);
+    }
+    Request {
+        operation: OP_CREATE,
+        serial: record.serial,
+        key_type: String::from_utf8_lossy(&record.key_type).into_owned(),
+        description: record.description.clone(),
+        callout,
+        uid: record.uid,
+        gid: record.gid,
+        thread_keyring: 0,
+        process_keyring: 0,
+        session_keyring: 0,
+        requester_pid: record.pid.max(0) as u32,
+        requester_uid: record.uid,
     }
 }
 

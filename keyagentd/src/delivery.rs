@@ -1,7 +1,8 @@
-//! How constructions reach the daemon: today the keyagent module's realtime
-//! signal, read with the daemon's other signals from one signalfd. Handler
-//! running (runner.rs, daemon.rs) only sees `Event`s, so another delivery
-//! (a channel device) can replace this one.
+//! How constructions reach the daemon: the keyagent module's realtime
+//! signal, read with the daemon's other signals from one signalfd, or the
+//! module's channel (channel.rs). Handler running (runner.rs, daemon.rs)
+//! sees the same requests either way; only how they are read and answered
+//! differs.
 
 use crate::keys::Serial;
 use crate::signals::{self, RELOAD_SIGNAL, STOP_SIGNALS};
@@ -11,6 +12,35 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::{AsFd, BorrowedFd};
+
+/// How the daemon asks to receive constructions (`--delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    /// /dev/keyagent for the types whose lines the daemon answers itself
+    /// (builtins, piped handlers), signals for the others, and for all if
+    /// the module offers no channel
+    Channel,
+    /// signals for every type
+    Signal,
+}
+
+/// How the constructions of one type reach the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The realtime signal; the daemon assumes each construction's authority.
+    Signal,
+    /// Records on the channel; the module keeps the authority.
+    Channel,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Via::Signal => "signal",
+            Via::Channel => "channel",
+        })
+    }
+}
 
 /// `si_code` of the signals the keyagent module sends (include/keyagent.h).
 pub const KEYAGENT_SI_CODE: i32 = -0x4b41;

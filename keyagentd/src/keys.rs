@@ -61,18 +61,38 @@ pub fn ensure_process_keyring() -> Result<Serial, Errno> {
     Errno::result(serial).map(|s| s as Serial)
 }
 
-/// Adds a `keyagent` key for `key_type` to the session keyring, making the
-/// calling thread the agent for that type (with `net_scope`, also for the
-/// kernel's own constructions in its network namespace); returns the key's
-/// serial.
-pub fn register_agent(key_type: &str, signal: i32, net_scope: bool) -> Result<Serial, Errno> {
+/// How the module hands an agent its constructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    /// This realtime signal, queued on the registering thread.
+    Signal(i32),
+    /// Records on this descriptor of the channel.
+    Channel(std::os::fd::RawFd),
+}
+
+impl Agent {
+    /// The `add_key()` payload registering this agent (with `net_scope`,
+    /// also for the kernel's own constructions in its network namespace).
+    pub fn payload(self, net_scope: bool) -> String {
+        let agent = match self {
+            Agent::Signal(signal) => signal.to_string(),
+            Agent::Channel(fd) => format!("fd {fd}"),
+        };
+        if net_scope {
+            agent + " net"
+        } else {
+            agent
+        }
+    }
+}
+
+/// Adds a `keyagent` key for `key_type` to the session keyring, making
+/// `agent` the agent for that type (with `net_scope`, also for the kernel's
+/// own constructions in its network namespace); returns the key's serial.
+pub fn register_agent(key_type: &str, agent: Agent, net_scope: bool) -> Result<Serial, Errno> {
     let key_type_c = CString::new(AGENT_KEY_TYPE).expect("no NUL");
     let description = CString::new(key_type).map_err(|_| Errno::EINVAL)?;
-    let payload = if net_scope {
-        format!("{signal} net")
-    } else {
-        signal.to_string()
-    };
+    let payload = agent.payload(net_scope);
     // SAFETY: the type and description are NUL-terminated strings and the
     // payload a buffer of the given length, all alive during the call.
     let serial = unsafe {
@@ -356,6 +376,20 @@ pub fn link(serial: Serial, keyring: Serial) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// Unlinks a key from a keyring.
+pub fn unlink(serial: Serial, keyring: Serial) -> Result<(), Errno> {
+    // SAFETY: KEYCTL_UNLINK takes integers only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_UNLINK as libc::c_long,
+            serial as libc::c_long,
+            keyring as libc::c_long,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// Why registration failed, in words (`net_scope`: registering with `--scope net`).
 pub fn explain_registration_error(err: Errno, net_scope: bool) -> String {
     let reason = match err {
@@ -370,8 +404,8 @@ pub fn explain_registration_error(err: Errno, net_scope: bool) -> String {
         }
         Errno::ENODEV => "the keyagent module is not loaded (key type keyagent not registered)",
         Errno::EINVAL => {
-            "invalid type name or signal (1-31 printable characters, no space, not starting \
-             with '.', not keyagent or keyring; signal SIGRTMIN..SIGRTMAX)"
+            "invalid type name, signal or channel descriptor (1-31 printable characters, no \
+             space, not starting with '.', not keyagent or keyring; signal SIGRTMIN..SIGRTMAX)"
         }
         Errno::EACCES => "no permission to add keys to the session keyring",
         Errno::EDQUOT => "the user's key quota is exhausted",
@@ -399,6 +433,14 @@ mod tests {
         assert_eq!(d.description, b"db;pw");
         assert!(Description::parse(b"user;x;0;0;d").is_none());
         assert!(Description::parse(b"user;0;0").is_none());
+    }
+
+    #[test]
+    fn registration_payloads() {
+        assert_eq!(Agent::Signal(40).payload(false), "40");
+        assert_eq!(Agent::Signal(41).payload(true), "41 net");
+        assert_eq!(Agent::Channel(3).payload(false), "fd 3");
+        assert_eq!(Agent::Channel(12).payload(true), "fd 12 net");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! keyagentd: answers request_key() upcalls through the keyagent module,
 //! running request-key.conf-style handlers in the daemon's own namespaces.
 
+mod channel;
 mod config;
 mod daemon;
 mod delivery;
@@ -72,6 +73,21 @@ CONFIGURATION
   by
       create * * * builtin:instantiate %c
 
+DELIVERY (--delivery channel, the default, or signal)
+  With signals the daemon assumes each construction's authority (as request-key
+  does), and its handlers inherit it: programs such as key.dns_resolver,
+  request-key-debug.sh and keyctl answer with it themselves, and %S and
+  %{TYPE:DESCRIPTION} are read through it. The channel (/dev/keyagent) hands
+  over each construction as a record, and the module keeps the authority: the
+  daemon answers with a write, and nothing it runs holds the authority. So a
+  type is served by the channel only if every line that may run for it is a
+  builtin or a piped |PROGRAM (answered with its stdout) using neither %S nor
+  %{TYPE:DESCRIPTION}; counting, for a type with a piped line, the negate lines
+  its failures run. Any other type is served by signal (-s), as it is when the
+  module offers no /dev/keyagent; the log says which and why. A reload that
+  changes this moves the type with a new agent key (logged). Debian's stock
+  request-key.conf answers every type with keyctl: with -R, all go by signal.
+
 ERRORS (how a construction nobody answered fails; --errors request-key:
 ENOKEY for 60 s in every case but ETIMEDOUT)
   ENOKEY        no line matches, or the handler exited 0 without answering
@@ -88,7 +104,7 @@ DEBUGGING (request-key's -d, -D, -l, -n, -v)
 
 EXIT STATUS
   0 stopped by a signal; 1 could not register or serve (e.g. the keyagent
-  module is not loaded); 2 usage or configuration error; with -- COMMAND,
+  module is not loaded, or /dev/keyagent exists but cannot be opened); 2 usage or configuration error; with -- COMMAND,
   COMMAND's status (127 if it cannot be found, 126 if it cannot be run).";
 
 /// Answer request_key() upcalls through the keyagent module with request-key.conf handlers.
@@ -104,7 +120,12 @@ struct Cli {
     )]
     types: Vec<String>,
 
-    /// Realtime signal the module notifies the daemon with (SIGRTMIN..SIGRTMAX)
+    /// How the module hands constructions over (see DELIVERY)
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = delivery::Choice::Channel)]
+    delivery: delivery::Choice,
+
+    /// Realtime signal the module notifies the daemon with, for the types
+    /// delivered by signal (SIGRTMIN..SIGRTMAX)
     #[arg(short, long, value_name = "N", default_value_t = 40)]
     signal: i32,
 
@@ -405,6 +426,7 @@ fn main() -> ExitCode {
         types: cli.types,
         links,
         keep_env: cli.keep_env,
+        delivery: cli.delivery,
         signal: cli.signal,
         net_scope: cli.scope == "net",
         sources,
@@ -458,6 +480,10 @@ mod tests {
         assert_eq!(cli.handler_timeout, 10);
         assert_eq!(cli.command, ["sh", "-c", "exit 3"]);
         assert_eq!(cli.scope, "session");
+        assert_eq!(cli.delivery, delivery::Choice::Channel);
+        let cli = Cli::try_parse_from(["keyagentd", "-t", "user", "--delivery", "signal"]).unwrap();
+        assert_eq!(cli.delivery, delivery::Choice::Signal);
+        assert!(Cli::try_parse_from(["keyagentd", "-t", "user", "--delivery", "pipe"]).is_err());
         let cli =
             Cli::try_parse_from(["keyagentd", "-t", "dns_resolver", "--scope", "net"]).unwrap();
         assert_eq!(cli.scope, "net");

@@ -204,6 +204,11 @@ impl Template {
         })
     }
 
+    /// Whether the template substitutes `var`.
+    pub fn uses(&self, var: Macro) -> bool {
+        self.pieces.contains(&Piece::Var(var))
+    }
+
     /// The template with the request's values substituted.
     pub fn expand(&self, request: &Request) -> Vec<u8> {
         let mut out = Vec::new();
