@@ -317,7 +317,6 @@ static long op_channel_open(int n, void *arg)
 /* A channel's registration ("fd N", or joining a pool if @arg). */
 static long op_register_channel(int n, void *arg)
 {
-	long ret;
 	int fd;
 
 	fail_nth_set(0);

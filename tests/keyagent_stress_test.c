@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Stress: many constructions through agents that are killed and restarted at
- * random, while the module is unloaded and reloaded.
+ * Stress: many constructions through pools of agents whose members are killed
+ * and restarted at random, while the module is unloaded and reloaded.
  *
  *   keyagent_stress_test [-n CONSTRUCTIONS] [-d SECONDS] [-g GROUPS]
  *                        [-r REQUESTERS] [-s SEED]
@@ -9,8 +9,9 @@
  *   -n N        constructions to make (default 2000; 0: no limit)
  *   -d SECONDS  stop after this long even if fewer were made (default 30;
  *               0: no limit)
- *   -g N        groups (default 4): each is a session keyring with one agent
- *               and its requesters
+ *   -g N        groups (default 4): each is a session keyring with a pool of
+ *               agents (a signal agent and two channel agents, one key) and
+ *               its requesters
  *   -r N        requesters per group (default 3)
  *   -s SEED     seed of the random kills and reloads (default: random)
  *   -K          do not kill agents
@@ -18,8 +19,11 @@
  *   -v          print every request
  *
  * Every request asks for a new key, so each is one construction: answered by
- * the group's agent, or by /sbin/request-key while the group has no agent (the
- * module unloaded, the agent just killed). A request may fail only with the
+ * an agent of the group's pool, or by /sbin/request-key while the group has no
+ * live agent (the module unloaded, the agents just killed). A channel agent
+ * killed with constructions it had not read leaves them to the other channel
+ * agent of its pool. Channels hold the module: channel agents close theirs
+ * while the module is being unloaded. A request may fail only with the
  * errors the module documents for these events (EOWNERDEAD, ECANCELED,
  * ENOKEY). Afterwards /proc/key-users must return to what it was before, once
  * the key garbage collector has run, and the module must unload.
@@ -50,6 +54,8 @@
 #define MAX_GROUPS 16
 #define MAX_REQUESTERS 16
 #define SIG 40
+/* Members of each group's pool: 0 the signal agent, 1 and 2 channel agents. */
+#define MEMBERS 3
 
 struct shared {
 	volatile int stop;
@@ -59,17 +65,19 @@ struct shared {
 	volatile long errors[150];
 	volatile long busy_since[MAX_GROUPS * MAX_REQUESTERS];
 	volatile pid_t pid[MAX_GROUPS * MAX_REQUESTERS];
-	volatile key_serial_t agent_key[MAX_GROUPS];
-	volatile long counters[9];
+	volatile long registrations[MAX_GROUPS * MEMBERS];
+	volatile int unloading;
+	volatile long counters[10];
 	volatile long reloads, unload_busy, restarts, hard_kills;
 };
 
 static struct shared *sh;
 static int verbose, no_kills, no_reloads, dumped;
 
-static const char *const counter_names[9] = {
+#define NCOUNTERS 10
+static const char *const counter_names[NCOUNTERS] = {
 	"routed", "answered", "fallback", "timeouts", "dead_agents", "orphaned",
-	"signal_failures", "busy", "cancelled",
+	"signal_failures", "busy", "cancelled", "rehanded",
 };
 
 static uint64_t next(uint64_t *s)
@@ -101,8 +109,8 @@ static void add_counter(volatile long *c, long v)
 
 /* ------------------------------------------------------------------ */
 
-/* An agent that answers everything at once, and registers again after a reload. */
-static void agent_main(int group)
+/* A signal agent that answers everything at once, and registers again after a reload. */
+static void agent_main(int group, int member)
 {
 	struct signalfd_siginfo si;
 	int sfd, gen = -1;
@@ -119,9 +127,9 @@ static void agent_main(int group)
 
 		if (gen != sh->module_gen || key <= 0) {
 			gen = sh->module_gen;
-			key = add("keyagent", "user", "40", 2, KEY_SPEC_SESSION_KEYRING);
+			key = add("keyagent", "user", "40 pool", 7, KEY_SPEC_SESSION_KEYRING);
 			if (key > 0)
-				sh->agent_key[group] = key;
+				add_counter(&sh->registrations[group * MEMBERS + member], 1);
 		}
 		if (poll(&pfd, 1, 100) != 1)
 			continue;
@@ -136,16 +144,78 @@ static void agent_main(int group)
 	}
 }
 
-static pid_t agent_start_in_group(int group)
+/*
+ * A channel agent: reads records in batches and answers them in one write;
+ * closes its channel while the module is being unloaded, and registers a new
+ * one after.
+ */
+static void channel_agent_main(int group, int member)
 {
-	key_serial_t old = sh->agent_key[group];
+	static char buf[8 * KEYAGENT_REQUEST_MAX], out[8 * KEYAGENT_REQUEST_MAX / 40 * 32];
+	int fd = -1, gen = -1;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		size_t len = 0, one;
+		long got, pos;
+
+		if (sh->unloading) {
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+			sleep_ms(10);
+			continue;
+		}
+		if (fd < 0 || gen != sh->module_gen) {
+			if (fd >= 0)
+				close(fd);
+			gen = sh->module_gen;
+			fd = chan_open(0);
+			if (fd < 0 || chan_register(fd, "user", " pool", KEY_SPEC_SESSION_KEYRING) < 0) {
+				if (fd >= 0)
+					close(fd);
+				fd = -1;
+				sleep_ms(20);
+				continue;
+			}
+			add_counter(&sh->registrations[group * MEMBERS + member], 1);
+		}
+		got = chan_read(fd, buf, sizeof(buf), 100);
+		for (pos = 0; got > 0 && pos < got;) {
+			struct chan_req r;
+			long n = chan_parse(buf + pos, got - pos, &r);
+
+			if (n < 0) {
+				printf("# channel agent %d/%d: malformed record\n", group, member);
+				add_counter(&sh->unexpected, 1);
+				break;
+			}
+			len += chan_instantiate(out + len, r.serial, "ok");
+			pos += n;
+		}
+		if (len == 0 || chan_write(fd, out, len) == (long)len)
+			continue;
+		/* One ended meanwhile (ENOENT for the whole write): answer one by one. */
+		for (pos = 0; (size_t)pos < len; pos += one) {
+			one = ((struct keyagent_answer *)(out + pos))->size;
+			chan_write(fd, out + pos, one);
+		}
+	}
+}
+
+static pid_t agent_start_in_group(int group, int member)
+{
+	long old = sh->registrations[group * MEMBERS + member];
 	pid_t pid = fork();
 
-	if (pid == 0)
-		agent_main(group);
-	/* Wait until it has registered (it replaces the previous agent's key). */
+	if (pid == 0) {
+		if (member == 0)
+			agent_main(group, member);
+		channel_agent_main(group, member);
+	}
+	/* Wait until it has registered (joining the pool). */
 	if (pid > 0)
-		wait_for(sh->agent_key[group] != old || sh->stop, WAIT_MS);
+		wait_for(sh->registrations[group * MEMBERS + member] != old || sh->stop, WAIT_MS);
 	return pid;
 }
 
@@ -201,16 +271,17 @@ static void requester_main(int group, int index)
 	_exit(0);
 }
 
-/* A session with an agent and requesters; the agent is replaced or killed at random. */
+/* A session with a pool and requesters; a member is replaced or killed at random. */
 static void group_main(int group, int requesters, uint64_t seed)
 {
-	pid_t agent, req[MAX_REQUESTERS];
+	pid_t agents[MEMBERS], req[MAX_REQUESTERS];
 	int i;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (keyctl_join_session_keyring(NULL) < 0)
 		_exit(1);
-	agent = agent_start_in_group(group);
+	for (i = 0; i < MEMBERS; i++)
+		agents[i] = agent_start_in_group(group, i);
 	for (i = 0; i < requesters; i++) {
 		req[i] = fork();
 		if (req[i] == 0)
@@ -225,27 +296,30 @@ static void group_main(int group, int requesters, uint64_t seed)
 			break;
 		if (no_kills)
 			continue;
-		if (rnd(&seed, 10) < 8) {
-			/* The new agent takes over, then the old one dies. */
-			pid_t old = agent;
+		i = rnd(&seed, MEMBERS);
+		if (rnd(&seed, 10) < 5) {
+			/* A new member joins, then the old one dies. */
+			pid_t old = agents[i];
 
-			agent = agent_start_in_group(group);
+			agents[i] = agent_start_in_group(group, i);
 			kill(old, SIGKILL);
 			waitpid(old, NULL, 0);
 		} else {
-			/* Killed with nobody to take over for a moment. */
-			kill(agent, SIGKILL);
-			waitpid(agent, NULL, 0);
+			/* Killed; the rest of the pool serves for a moment. */
+			kill(agents[i], SIGKILL);
+			waitpid(agents[i], NULL, 0);
 			sleep_ms(rnd(&seed, 200));
-			agent = agent_start_in_group(group);
+			agents[i] = agent_start_in_group(group, i);
 			add_counter(&sh->hard_kills, 1);
 		}
 		add_counter(&sh->restarts, 1);
 	}
 	for (i = 0; i < requesters; i++)
 		waitpid(req[i], NULL, 0);
-	kill(agent, SIGKILL);
-	waitpid(agent, NULL, 0);
+	for (i = 0; i < MEMBERS; i++) {
+		kill(agents[i], SIGKILL);
+		waitpid(agents[i], NULL, 0);
+	}
 	_exit(0);
 }
 
@@ -332,15 +406,15 @@ static int load_module(const char *params)
 /* Unloads the module, retrying while constructions hold it; adds up its counters. */
 static int unload_module(long ms)
 {
-	long deadline = now_ms() + ms, values[9];
+	long deadline = now_ms() + ms, values[NCOUNTERS];
 	int i, ret;
 
 	do {
-		for (i = 0; i < 9; i++)
+		for (i = 0; i < NCOUNTERS; i++)
 			values[i] = stat_read(counter_names[i]);
 		ret = syscall(__NR_delete_module, "keyagent", O_NONBLOCK) < 0 ? -errno : 0;
 		if (ret == 0) {
-			for (i = 0; i < 9; i++)
+			for (i = 0; i < NCOUNTERS; i++)
 				if (values[i] > 0)
 					add_counter(&sh->counters[i], values[i]);
 			return 0;
@@ -366,8 +440,11 @@ static void cycler_main(uint64_t seed)
 			sleep_ms(20);
 		if (sh->stop)
 			break;
+		/* Channel agents close their channels, which hold the module. */
+		sh->unloading = 1;
 		/* Not a failure: requests kept the module busy; try again later. */
 		if (unload_module(10000) != 0) {
+			sh->unloading = 0;
 			add_counter(&sh->unload_busy, 1);
 			continue;
 		}
@@ -378,6 +455,7 @@ static void cycler_main(uint64_t seed)
 		} else {
 			printf("# reload failed\n");
 		}
+		sh->unloading = 0;
 	}
 	if (!module_loaded())
 		load_module(params);
@@ -496,8 +574,9 @@ int main(int argc, char **argv)
 
 	ksft_print_header();
 	ksft_set_plan(5);
-	printf("# %ld constructions%s, %d groups x (1 agent + %d requesters), seed %llu\n",
-	       limit, duration ? " at most" : "", groups, requesters, (unsigned long long)seed);
+	printf("# %ld constructions%s, %d groups x (a pool of %d agents + %d requesters), seed %llu\n",
+	       limit, duration ? " at most" : "", groups, MEMBERS, requesters,
+	       (unsigned long long)seed);
 	if (duration)
 		printf("# time limit %ld s\n", duration);
 	if (getuid() != 0)
@@ -576,9 +655,10 @@ int main(int argc, char **argv)
 			printf(" %s %ld;", strerrorname_np(i), sh->errors[i]);
 	printf(" %ld agent restarts (%ld with no agent for a moment), %ld reloads, %ld unloads refused for 10 s\n",
 	       sh->restarts, sh->hard_kills, sh->reloads, sh->unload_busy);
+	sh->unloading = 1;
 	n = unload_module(WAIT_MS);
 	printf("# module counters:");
-	for (i = 0; i < 9; i++)
+	for (i = 0; i < NCOUNTERS; i++)
 		printf(" %s %ld", counter_names[i], sh->counters[i]);
 	printf("\n");
 
