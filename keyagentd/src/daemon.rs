@@ -424,10 +424,12 @@ impl Daemon {
         }
     }
 
-    /// Replaces the agent key of `agent_keys[index]` by one for `via`: the
-    /// new key replaces the old one in the session keyring and the --link
-    /// keyrings, and the old one is invalidated. Constructions already
-    /// handed over the old way are still answered that way.
+    /// Replaces the agent of `agent_keys[index]` by one for `via`. The module
+    /// updates the agent key in place (same serial, the new agent replacing
+    /// the old); an older module makes a new key, which replaces the old one
+    /// in the session keyring and the --link keyrings, and the old one is
+    /// invalidated. Constructions already handed over the old way are still
+    /// answered that way.
     fn replace_agent_key(&mut self, index: usize, via: Via, why: Option<String>) {
         let AgentKey {
             key_type,
@@ -456,7 +458,12 @@ impl Daemon {
                 warn!("SIGHUP: cannot link agent key {serial} ({key_type}) into keyring {keyring}: {err}");
             }
         }
-        if let Err(err) = keys::retire_agent_key(old) {
+        if serial == old {
+            // The module updated the key in place: the new agent replaced the old one in it.
+            if kept.is_ok() {
+                let _ = keys::unlink(old, libc::KEY_SPEC_PROCESS_KEYRING);
+            }
+        } else if let Err(err) = keys::retire_agent_key(old) {
             warn!("SIGHUP: cannot invalidate the replaced agent key {old} ({key_type}): {err}");
         }
         info!(
