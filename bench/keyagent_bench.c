@@ -13,7 +13,9 @@
  *   keyagent-bench profile    [-n REQUESTS] [-g FUNC,... [-d DEPTH] [-p PATHS] [-P A,R]]
  *
  * Paths (-p, comma-separated):
- *   keyagentd    requests answered by keyagentd with its built-in handler
+ *   keyagentd    requests answered by keyagentd with its built-in handler,
+ *                through the channel (its default delivery)
+ *   keyagentd-sig  the same with keyagentd --delivery signal
  *   agent        requests answered by keyagent-bench-agent (assume_authority +
  *                instantiate, nothing else)
  *   channel      requests answered by keyagent-bench-chan-agent through
@@ -77,9 +79,11 @@
 #define SIG_FLOOR_REQ 50
 #define SIG_FLOOR_ACK 51
 
-enum path_id { P_KAD, P_MIN, P_CHAN, P_RK, P_FLOOR, P_CFLOOR, NPATHS };
+enum path_id { P_KAD, P_KADS, P_MIN, P_CHAN, P_RK, P_FLOOR, P_CFLOOR, NPATHS };
 
 static const char *const kad_argv[] = { KEYAGENTD, "--type", "user", "-q", NULL };
+static const char *const kads_argv[] = { KEYAGENTD, "--type", "user", "-q", "--delivery", "signal",
+					 NULL };
 static const char *const min_argv[] = { BENCH_AGENT, "40", NULL };
 static const char *const chan_argv[] = { BENCH_CHAN_AGENT, NULL };
 
@@ -90,6 +94,7 @@ static const struct path_def {
 	const char *const *agent;	/* the agent it starts, if any */
 } paths[NPATHS] = {
 	[P_KAD] = { "keyagentd", "bench-kad", CALLOUT, kad_argv },
+	[P_KADS] = { "keyagentd-sig", "bench-kads", CALLOUT, kads_argv },
 	[P_MIN] = { "agent", "bench-min", "ok", min_argv },
 	[P_CHAN] = { "channel", "bench-chan", "ok", chan_argv },
 	[P_RK] = { "request-key", "bench-rk", CALLOUT, NULL },
@@ -933,7 +938,7 @@ static struct mem mem_snapshot(const char *stage)
 static int cmd_latency(int argc, char **argv)
 {
 	long n = 2000, n_rk = 2000, gap_ms = 10, i, done[NPATHS] = { 0 };
-	unsigned mask = parse_paths("keyagentd,agent,channel,request-key,floor,chan-floor");
+	unsigned mask = parse_paths("keyagentd,keyagentd-sig,agent,channel,request-key,floor,chan-floor");
 	long errors[NPATHS] = { 0 }, first_err[NPATHS] = { 0 };
 	long long *samples[NPATHS];
 	struct worker w[NPATHS];
@@ -1020,7 +1025,7 @@ static int cmd_latency(int argc, char **argv)
 
 static int cmd_throughput(int argc, char **argv)
 {
-	unsigned mask = parse_paths("keyagentd,agent,channel,request-key");
+	unsigned mask = parse_paths("keyagentd,keyagentd-sig,agent,channel,request-key");
 	long ms = 2000, rk_ms = 6000, reps = 5, settle_keys, rep;
 	char *levels = strdup("1,2,4,8"), *tok, *save = NULL, *copy;
 	struct worker w[NPATHS];

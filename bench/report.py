@@ -19,10 +19,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-PATHS = ["keyagentd", "agent", "channel", "request-key", "floor", "chan-floor"]
-AGENTS = ["keyagentd", "agent", "channel"]
+PATHS = ["keyagentd", "keyagentd-sig", "agent", "channel", "request-key", "floor", "chan-floor"]
+AGENTS = ["keyagentd", "keyagentd-sig", "agent", "channel"]
 LABEL = {
-    "keyagentd": "keyagentd (built-in handler)",
+    "keyagentd": "keyagentd (built-in handler, channel)",
+    "keyagentd-sig": "keyagentd --delivery signal",
     "agent": "minimal C agent",
     "channel": "minimal channel agent (/dev/keyagent)",
     "request-key": "/sbin/request-key",
@@ -30,7 +31,8 @@ LABEL = {
     "chan-floor": "channel floor (pipe round trip + keyctl)",
 }
 # The floor each agent's path is held against: its own transport without a construction.
-FLOOR = {"keyagentd": "floor", "agent": "floor", "channel": "chan-floor"}
+FLOOR = {"keyagentd": "chan-floor", "keyagentd-sig": "floor", "agent": "floor",
+         "channel": "chan-floor"}
 FLOORS = set(FLOOR.values())
 TARGETS = {
     "rk_over_agent_p50": 20.0,
@@ -38,6 +40,11 @@ TARGETS = {
     "tput_agent_over_rk": 20.0,
     "overhead": 1.05,
     "memory": 0.01,
+    # The channel's targets.
+    "channel_over_signal_floor_p50": 0.8,
+    "rk_over_keyagentd_p50": 100.0,
+    "tput_x8_over_rk": 300.0,
+    "overhead_channel": 1.02,
 }
 
 
@@ -453,6 +460,16 @@ def main():
             summary.append((f"{a}: median latency within 3x of the "
                             f"{'floor' if f == 'floor' else 'channel floor'}",
                             fmt_x(r, 2), ok(r <= TARGETS["agent_over_floor_p50"])))
+    if "channel" in lat and "floor" in lat:
+        r = lat["channel"]["p50"] / lat["floor"]["p50"]
+        row("latency-ratio", "channel/floor", "p50", "", r, "x")
+        ratios.append(f"channel / floor (the signal floor): {fmt_x(r, 2)} (p50)")
+        summary.append(("channel agent: median latency at most 0.8x the signal floor",
+                        fmt_x(r, 2), ok(r <= TARGETS["channel_over_signal_floor_p50"])))
+    if "keyagentd" in lat and "request-key" in lat:
+        r = lat["request-key"]["p50"] / lat["keyagentd"]["p50"]
+        summary.append(("keyagentd on the channel: median latency >= 100x lower than "
+                        "/sbin/request-key", fmt_x(r), ok(r >= TARGETS["rk_over_keyagentd_p50"])))
     if ratios:
         w("Ratios: " + "; ".join(ratios) + ".")
         w("")
@@ -527,6 +544,11 @@ def main():
             if rs:
                 summary.append((f"{a}: throughput >= 20x /sbin/request-key at every level",
                                 f"{min(rs):.0f}x (lowest)", ok(min(rs) >= TARGETS["tput_agent_over_rk"])))
+        for a in ("channel", "keyagentd"):
+            if (a, 8) in tp and ("request-key", 8) in tp:
+                r = tp[(a, 8)]["med"] / tp[("request-key", 8)]["med"]
+                summary.append((f"{a}: throughput at 8 requesters >= 300x /sbin/request-key",
+                                fmt_x(r, 0), ok(r >= TARGETS["tput_x8_over_rk"])))
         errs = {p: sum(t["errors"] for (q, _), t in tp.items() if q == p) for p in tpaths}
         if any(errs.values()):
             w("Failed requests during the throughput runs: " +
@@ -577,8 +599,8 @@ def main():
         row("overhead", "unloaded", lookup, "", mu, "ns")
         row("overhead", "loaded", lookup, "", ml, "ns")
         row("overhead", "loaded/unloaded", lookup, "", ml / mu, "x")
-        summary.append((f"no-agent overhead, {lookup} key: at most 5%",
-                        f"{(ml / mu - 1) * 100:+.1f}%", ok(ml / mu <= TARGETS["overhead"])))
+        summary.append((f"no-agent overhead, {lookup} key: at most 2%",
+                        f"{(ml / mu - 1) * 100:+.1f}%", ok(ml / mu <= TARGETS["overhead_channel"])))
     w("")
 
     # -- memory
@@ -935,7 +957,8 @@ def plot(run, lat, path, stamp):
     except ImportError:
         print("report: matplotlib missing, no plot", file=sys.stderr)
         return
-    colors = {"keyagentd": "tab:blue", "agent": "tab:green", "channel": "tab:orange",
+    colors = {"keyagentd": "tab:blue", "keyagentd-sig": "tab:cyan", "agent": "tab:green",
+              "channel": "tab:orange",
               "request-key": "tab:red", "floor": "tab:gray", "chan-floor": "tab:brown"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     allv = [x for p in lat for x in run.lat[p]]
