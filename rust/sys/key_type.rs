@@ -3,7 +3,8 @@
 //!
 //! A type implements [`KeyType`]; [`Registration`] fills a `struct key_type` with an adapter for
 //! each operation the type implements and registers it. The payload of each key is an
-//! `Arc<T::Payload>` kept in `payload.data[0]` from `instantiate` until `destroy`. Keys whose
+//! `Arc<T::Payload>` kept in `payload.data[0]` from `instantiate` until `destroy`; `update` may
+//! replace it, dropping the old one only after an RCU grace period. Keys whose
 //! payload asks for it are also kept in the registration's index, so that they can be found
 //! without a keyring, from `instantiate` until `destroy`.
 //!
@@ -301,7 +302,8 @@ impl<T: KeyType> TypedKey<T> {
         // SAFETY: A positive, live key of type `T` holds an `Arc<T::Payload>` from
         // `instantiate` until `destroy`. `destroy` runs when the last reference is gone (we hold
         // one) or, when the type is unregistered, only after the key was marked dead and an RCU
-        // grace period passed: not before we leave this read-side section.
+        // grace period passed; `update` drops a payload it replaced only after a grace period
+        // too: not before we leave this read-side section.
         Some(f(unsafe { &*data.cast::<T::Payload>() }))
     }
 
