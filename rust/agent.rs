@@ -144,8 +144,9 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    /// Calls `f` for every agent serving the key whose payload is `self`. Does not sleep.
-    fn for_each_serving(&self, mut f: impl FnMut(&Agent)) {
+    /// Calls `f` for every agent of the key whose payload is `self`: itself, then the members
+    /// that joined it. Does not sleep.
+    fn for_each_member(&self, mut f: impl FnMut(&Agent)) {
         f(self);
         for member in self.members.lock().iter() {
             f(member);
@@ -155,7 +156,7 @@ impl Agent {
     /// Whether the pool of this key's agent can serve `request`. Does not sleep.
     pub(crate) fn availability(&self, request: &Request<'_>) -> Availability {
         let (mut alive, mut other) = (false, false);
-        self.for_each_serving(|agent| {
+        self.for_each_member(|agent| {
             if agent.is_alive() {
                 alive = true;
                 other |= !agent.delivery.is_requester(request);
@@ -171,7 +172,7 @@ impl Agent {
     /// Whether any agent of the pool is alive. Does not sleep.
     pub(crate) fn pool_is_alive(&self) -> bool {
         let mut alive = false;
-        self.for_each_serving(|agent| alive |= agent.is_alive());
+        self.for_each_member(|agent| alive |= agent.is_alive());
         alive
     }
 
@@ -202,10 +203,10 @@ impl Agent {
         best.map(|(_, agent)| agent)
     }
 
-    /// Agents serving the key, for `/proc/keys`. Does not sleep.
-    fn serving_count(&self) -> usize {
+    /// Agents of the key, for `/proc/keys`. Does not sleep.
+    fn member_count(&self) -> usize {
         let mut n = 0;
-        self.for_each_serving(|_| n += 1);
+        self.for_each_member(|_| n += 1);
         n
     }
 
@@ -491,7 +492,7 @@ impl KeyType for AgentKeyType {
 
     fn describe(_key: &Key, agent: Option<&Agent>, out: &mut SeqFile) {
         let Some(pool) = agent else { return };
-        let members = pool.serving_count();
+        let members = pool.member_count();
         describe_agent(pool, out);
         if members > 1 {
             let _ = write!(out, " members {}", members);
@@ -505,18 +506,14 @@ impl KeyType for AgentKeyType {
 
 /// The `/proc/keys` text of one agent.
 fn describe_agent(agent: &Agent, out: &mut SeqFile) {
+    let _ = write!(
+        out,
+        ": pid {}",
+        agent.delivery.thread().pid().nr_seen_by_current()
+    );
     let _ = match &agent.delivery {
-        Delivery::Signal(signal_agent) => write!(
-            out,
-            ": pid {} sig {}",
-            signal_agent.thread().pid().nr_seen_by_current(),
-            signal_agent.signal(),
-        ),
-        Delivery::Channel(channel_agent) => write!(
-            out,
-            ": pid {} chan",
-            channel_agent.thread().pid().nr_seen_by_current(),
-        ),
+        Delivery::Signal(signal_agent) => write!(out, " sig {}", signal_agent.signal()),
+        Delivery::Channel(_) => write!(out, " chan"),
     };
     let _ = write!(
         out,

@@ -161,12 +161,17 @@ impl Delivery {
         }
     }
 
+    /// The registering thread.
+    pub(crate) fn thread(&self) -> &ThreadRef {
+        match self {
+            Delivery::Signal(agent) => agent.thread(),
+            Delivery::Channel(agent) => agent.thread(),
+        }
+    }
+
     /// Whether `request` comes from the agent itself, which would wait for its own answer.
     pub(crate) fn is_requester(&self, request: &Request<'_>) -> bool {
-        match self {
-            Delivery::Signal(agent) => request.requester_is(agent.thread()),
-            Delivery::Channel(agent) => request.requester_is(agent.thread()),
-        }
+        request.requester_is(self.thread())
     }
 
     /// Hands `request` over to the agent. May sleep.
