@@ -16,12 +16,12 @@ use crate::{
         key_type::{Registration, TypedKey},
         keys::Key,
         params,
+        rcu::Published,
         request::Request,
         time::ms_to_jiffies,
         work::{impl_has_delayed_work, DelayedWork},
     },
 };
-use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     new_mutex, new_spinlock,
     prelude::*,
@@ -33,20 +33,15 @@ use kernel::{
 const REAP_INTERVAL_MS: u32 = 100;
 
 /// The broker of the loaded module, published for [`agent_died`] while the channel device
-/// exists (an `Arc` made raw).
-static PUBLISHED: AtomicPtr<Broker> = AtomicPtr::new(core::ptr::null_mut());
+/// exists.
+static PUBLISHED: Published<Broker> = Published::new();
 
 /// Tells the broker that an agent died, so that the reaper fails its constructions now rather
-/// than at its next round. Called by a channel's release, while its file holds the module.
+/// than at its next round. Called by a channel's release. May sleep.
 pub(crate) fn agent_died() {
-    let broker = PUBLISHED.load(Ordering::Acquire);
-    if broker.is_null() {
-        return;
+    if let Some(broker) = PUBLISHED.get() {
+        DelayedWork::schedule(broker.as_arc_borrow(), 0);
     }
-    // SAFETY: A published broker stays published, with its reference, until `unpublish`, which
-    // runs at module exit: never during a channel's release, whose file holds the module.
-    let broker = unsafe { ArcBorrow::from_raw(broker) };
-    DelayedWork::schedule(broker, 0);
 }
 
 /// Routes and dispatches constructions; the actor behind the hook.
@@ -87,17 +82,12 @@ impl Broker {
 
     /// Publishes the broker for [`agent_died`]. Undone by [`Broker::unpublish`].
     pub(crate) fn publish(this: &Arc<Self>) {
-        let old = PUBLISHED.swap(Arc::into_raw(this.clone()).cast_mut(), Ordering::AcqRel);
-        debug_assert!(old.is_null());
+        PUBLISHED.publish(this);
     }
 
-    /// Withdraws the broker published by [`Broker::publish`]. Called at module exit.
+    /// Withdraws the broker published by [`Broker::publish`]. May sleep.
     pub(crate) fn unpublish() {
-        let broker = PUBLISHED.swap(core::ptr::null_mut(), Ordering::AcqRel);
-        if !broker.is_null() {
-            // SAFETY: `publish` made the pointer from an `Arc`, whose reference we take back.
-            drop(unsafe { Arc::from_raw(broker) });
-        }
+        PUBLISHED.withdraw();
     }
 
     /// Hands `request` to the agent registered by `agent_key`. May sleep.
